@@ -1,0 +1,24 @@
+"""Puts the pack and the host ComfyUI on sys.path, the way ComfyUI itself runs it."""
+
+import os
+import pathlib
+import sys
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+COMFYUI_PATH = pathlib.Path(os.environ.get("COMFYUI_PATH", REPO_ROOT / ".comfyui")).resolve()
+
+if not (COMFYUI_PATH / "comfy").is_dir():
+    raise RuntimeError(f"No ComfyUI at {COMFYUI_PATH}: run scripts/setup.sh --test or set COMFYUI_PATH")
+
+for path in (str(COMFYUI_PATH), str(REPO_ROOT), str(REPO_ROOT / "tests")):
+    if path not in sys.path:
+        sys.path.insert(0, path)
+
+import torch  # noqa: E402
+
+import comfy.cli_args  # noqa: E402
+
+# ComfyUI picks its device when comfy.model_management is first imported;
+# without a GPU it must be told to use the CPU, as `main.py --cpu` would.
+if not torch.cuda.is_available():
+    comfy.cli_args.args.cpu = True
