@@ -1,0 +1,17 @@
+"""ExVideo (arXiv 2406.14130) on ComfyUI's native SVD model.
+
+Public API:
+    load_exvideo(path_or_state_dict) -> ExVideoWeights
+    apply_exvideo(model, weights) -> ModelPatcher (a patched clone)
+    new_exvideo(model, num_frames) -> ExVideoWeights
+    save_exvideo(weights, path, layout="diffsynth" | "comfyui")
+"""
+
+from .errors import CheckpointError, ExVideoError, FrameCountError, IncompatibleModelError
+from .patch import apply_exvideo, new_exvideo
+from .weights import ExVideoWeights, load_exvideo, save_exvideo
+
+__all__ = [
+    "CheckpointError", "ExVideoError", "ExVideoWeights", "FrameCountError", "IncompatibleModelError",
+    "apply_exvideo", "load_exvideo", "new_exvideo", "save_exvideo",
+]

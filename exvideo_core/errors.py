@@ -1,0 +1,17 @@
+"""Errors that name the problem and the fix, so a node can show them as they are."""
+
+
+class ExVideoError(Exception):
+    """Base class of every error this pack raises on purpose."""
+
+
+class CheckpointError(ExVideoError, ValueError):
+    """A file or state dict is not a usable ExVideo extension."""
+
+
+class IncompatibleModelError(ExVideoError, ValueError):
+    """An extension does not fit the MODEL it is applied to."""
+
+
+class FrameCountError(ExVideoError, ValueError):
+    """A video has more frames than the extension's position table."""

@@ -1,0 +1,88 @@
+"""Reading and writing safetensors files defensively.
+
+Files come from users' model folders: they may be pickles (which can run
+code, so they are refused without being unpickled), truncated downloads, or
+something else entirely. Reading checks the header against the file size
+before any tensor is touched; writing goes to a temporary file that replaces
+the target only once complete, so an interrupted or failed save never leaves
+a partial file under the real name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import struct
+import tempfile
+
+import safetensors.torch
+import torch
+
+from .errors import CheckpointError
+
+_MAX_HEADER_BYTES = 100 * 1024 * 1024
+_PICKLE_MAGIC = (b"PK\x03\x04", b"\x80")  # torch.save zip archive, raw pickle
+
+
+def read_header(path: pathlib.Path) -> tuple[dict, dict[str, str]]:
+    """The tensor table and metadata of a safetensors file, validated against its size."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(8)
+        if head.startswith(_PICKLE_MAGIC) or path.suffix in (".ckpt", ".pt", ".pth", ".bin", ".pkl"):
+            raise CheckpointError(
+                f"{path.name} is a pickle checkpoint; pickles can run code when loaded, so they are never "
+                f"opened here. Convert it to .safetensors (or download the .safetensors release) and try again.")
+        if len(head) < 8:
+            raise CheckpointError(f"{path.name} is not a safetensors file: it is only {size} bytes long.")
+        (header_len,) = struct.unpack("<Q", head)
+        if header_len > min(size - 8, _MAX_HEADER_BYTES):
+            raise CheckpointError(
+                f"{path.name} is not a valid safetensors file (its header claims {header_len} bytes "
+                f"but the file has {size}); it may be truncated or another format.")
+        try:
+            header = json.loads(f.read(header_len))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise CheckpointError(f"{path.name} has a corrupt safetensors header ({e}).") from None
+    if not isinstance(header, dict):
+        raise CheckpointError(f"{path.name} has a corrupt safetensors header (not a table of tensors).")
+    metadata = header.pop("__metadata__", None) or {}
+    data_size = size - 8 - header_len
+    for name, info in header.items():
+        try:
+            start, end = info["data_offsets"]
+        except (TypeError, KeyError, ValueError):
+            raise CheckpointError(f"{path.name} has a corrupt entry for tensor {name!r}.") from None
+        if not 0 <= start <= end <= data_size:
+            raise CheckpointError(
+                f"{path.name} is truncated or corrupt: tensor {name!r} ends at byte {end} of the data "
+                f"section, which holds only {data_size} bytes. Download or save the file again.")
+    return header, {str(k): str(v) for k, v in metadata.items()}
+
+
+def load(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path} does not exist or is not a file.")
+    _, metadata = read_header(path)
+    try:
+        tensors = safetensors.torch.load_file(str(path), device="cpu")
+    except Exception as e:  # the library's own checks, beyond ours
+        raise CheckpointError(f"{path.name} could not be read as safetensors: {e}") from None
+    return tensors, metadata
+
+
+def save(tensors: dict[str, torch.Tensor], path: str | os.PathLike, metadata: dict[str, str] | None = None) -> None:
+    """Write atomically: the file appears complete under `path`, or not at all."""
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    contiguous = {k: v.detach().contiguous() for k, v in tensors.items()}
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        safetensors.torch.save_file(contiguous, tmp, metadata=metadata)
+        os.replace(tmp, path)
+    except BaseException:
+        pathlib.Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,144 @@
+"""SVD's temporal attention block with ExVideo's two additions.
+
+ComfyUI's `SpatialVideoTransformer.forward` computes the frame embedding
+inline (`time_pos_embed(sinusoid(arange(T)))`) and passes `x + emb` straight
+to the temporal transformer, so neither ExVideo change has a hook. This
+subclass shares every child module of the block it wraps (so weight keys,
+weight patches and LoRAs resolve to the very same parameters) and adds:
+
+- `time_pos_table`: the learned (N, C) table that replaces the sinusoid
+  input of `time_pos_embed`; frame t uses row t;
+- `time_pos_conv`: a reflect-padded 3x3x3 conv over (t, h, w), applied to
+  `x + emb` before the temporal transformer.
+
+It is installed as a ModelPatcher object patch, never by editing ComfyUI:
+unpatching puts the original block back.
+"""
+
+from __future__ import annotations
+
+import torch
+from einops import rearrange, repeat
+
+import comfy.ops
+from comfy.ldm.modules.attention import SpatialVideoTransformer
+
+from .errors import ExVideoError, FrameCountError
+
+# Children that belong to the ExVideo wrapper itself, not to the base block.
+_OWN_CHILDREN = ("time_pos_table", "time_pos_conv")
+
+
+class FramePositionTable(torch.nn.Module):
+    """Learned frame-position inputs, one row per frame: (N, C)."""
+
+    def __init__(self, table: torch.Tensor):
+        super().__init__()
+        self.weight = torch.nn.Parameter(table, requires_grad=False)
+
+    @property
+    def num_frames(self) -> int:
+        return self.weight.shape[0]
+
+    def forward(self, num_frames: int, like: torch.Tensor) -> torch.Tensor:
+        if num_frames > self.num_frames:
+            raise FrameCountError(
+                f"this video has {num_frames} latent frames but the ExVideo extension's position table covers "
+                f"only {self.num_frames}. Generate at most {self.num_frames} frames, or extend the table "
+                f"(the 'frames' input of Apply ExVideo, or ExVideoWeights.extend({num_frames})) and post-tune it.")
+        return self.weight[:num_frames].to(device=like.device, dtype=like.dtype)
+
+
+def positional_conv(channels: int, weight: torch.Tensor, bias: torch.Tensor, dtype: torch.dtype,
+                    device: torch.device | None = None) -> torch.nn.Conv3d:
+    # manual_cast ops cast the weights to the activations' dtype and device on
+    # the fly, so the conv works under ComfyUI's lowvram loading and any
+    # UNet dtype, like the UNet's own layers.
+    conv = comfy.ops.manual_cast.Conv3d(channels, channels, kernel_size=3, padding=1, padding_mode="reflect",
+                                        dtype=dtype, device=device)
+    with torch.no_grad():
+        conv.weight.copy_(weight)
+        conv.bias.copy_(bias)
+    return conv
+
+
+class ExVideoVideoTransformer(SpatialVideoTransformer):
+    """A `SpatialVideoTransformer` whose temporal branch runs ExVideo."""
+
+    time_pos_table: FramePositionTable
+    time_pos_conv: torch.nn.Conv3d
+
+    @classmethod
+    def wrap(cls, base: SpatialVideoTransformer, table: torch.nn.Module, conv: torch.nn.Module) -> "ExVideoVideoTransformer":
+        """A new block sharing `base`'s children (an ExVideo block's own parts are replaced)."""
+        if base.depth != 1 or len(base.time_stack) != 1:
+            raise ValueError(f"ExVideo expects one temporal transformer per block (SVD); this block has {base.depth}")
+        block = cls.__new__(cls)
+        torch.nn.Module.__init__(block)
+        for name, value in vars(base).items():
+            if not name.startswith("_") and name != "training":
+                setattr(block, name, value)
+        block.train(base.training)
+        for name, child in base.named_children():
+            if name not in _OWN_CHILDREN:
+                block.add_module(name, child)
+        for name, param in base.named_parameters(recurse=False):
+            block.register_parameter(name, param)
+        for name, buf in base.named_buffers(recurse=False):
+            block.register_buffer(name, buf)
+        block.time_pos_table = table
+        block.time_pos_conv = conv
+        return block
+
+    def forward(self, x: torch.Tensor, context=None, time_context=None, timesteps=None,
+                image_only_indicator=None, transformer_options={}) -> torch.Tensor:
+        num_frames = timesteps
+        _, _, h, w = x.shape
+        if x.shape[0] % num_frames:
+            raise ValueError(f"a batch of {x.shape[0]} frames is not a whole number of {num_frames}-frame videos")
+        transformer_options["activations_shape"] = list(x.shape)
+        x_in = x
+
+        if self.use_spatial_context:
+            time_context = context if time_context is None else time_context
+            # SVD's temporal cross-attention reads each video's first-frame context.
+            time_context = repeat(time_context[::num_frames], "b ... -> (b hw) ...", hw=h * w)
+        elif time_context is not None:
+            time_context = repeat(time_context, "b ... -> (b hw) ...", hw=h * w)
+            if time_context.ndim == 2:
+                time_context = rearrange(time_context, "b c -> b 1 c")
+
+        x = self.norm(x)
+        if not self.use_linear:
+            x = self.proj_in(x)
+        x = rearrange(x, "bt c h w -> bt (h w) c")
+        if self.use_linear:
+            x = self.proj_in(x)
+
+        if min(num_frames, h, w) < 2:
+            # Reflect padding needs two samples along each axis of the 3D conv.
+            raise ExVideoError(
+                f"ExVideo's positional conv needs at least 2 frames and a 2x2 feature map in every temporal "
+                f"block, but got {num_frames} frame(s) of {h}x{w} here. Use at least 2 frames and a latent of "
+                f"at least 16x16 (an image of 128x128 pixels or more).")
+        frame_emb = self.time_pos_embed(self.time_pos_table(num_frames, like=x))  # (t c)
+
+        for index, (block, mix_block) in enumerate(zip(self.transformer_blocks, self.time_stack)):
+            transformer_options["block_index"] = index
+            x = block(x, context=context, transformer_options=transformer_options)
+
+            x_mix = rearrange(x, "(b t) (h w) c -> b c t h w", t=num_frames, h=h, w=w)
+            x_mix = x_mix + rearrange(frame_emb, "t c -> 1 c t 1 1")
+            x_mix = self.time_pos_conv(x_mix)
+            x_mix = rearrange(x_mix, "b c t h w -> (b h w) t c")
+            x_mix = mix_block(x_mix, context=time_context, transformer_options=transformer_options)
+            x_mix = rearrange(x_mix, "(b h w) t c -> (b t) (h w) c", h=h, w=w)
+
+            x = self.time_mixer(x_spatial=x, x_temporal=x_mix, image_only_indicator=image_only_indicator)
+
+        if self.use_linear:
+            x = self.proj_out(x)
+        x = rearrange(x, "bt (h w) c -> bt c h w", h=h, w=w)
+        if not self.use_linear:
+            x = self.proj_out(x)
+        return x + x_in
