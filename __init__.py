@@ -1,5 +1,15 @@
 """ComfyUI entry point of the ExVideo node pack (V3 node API)."""
 
-from .nodes import comfy_entrypoint
+import os
+import sys
+
+# ComfyUI imports this folder as a package named after the folder, so the
+# core library is made importable under its own name, as scripts and
+# tests import it. Appended, so nothing of ComfyUI's (like `nodes`) is shadowed.
+_PACK_ROOT = os.path.dirname(os.path.abspath(__file__))
+if _PACK_ROOT not in sys.path:
+    sys.path.append(_PACK_ROOT)
+
+from .nodes import comfy_entrypoint  # noqa: E402
 
 __all__ = ["comfy_entrypoint"]

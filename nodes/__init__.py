@@ -4,7 +4,15 @@ from typing_extensions import override
 
 from comfy_api.latest import ComfyExtension, io
 
-NODES: list[type[io.ComfyNode]] = []
+from . import model_folders, nodes_latent, nodes_loaders, nodes_sampler
+
+model_folders.register()
+
+NODES: list[type[io.ComfyNode]] = [
+    *nodes_loaders.NODES,
+    *nodes_sampler.NODES,
+    *nodes_latent.NODES,
+]
 
 
 class ExVideoExtension(ComfyExtension):

@@ -1,0 +1,89 @@
+"""The image-to-video recipe of DiffSynth's ExVideo example, on ComfyUI's native sampler.
+
+Conditioning as SVD expects it (CLIP image embedding, VAE latent of the
+first frame with seeded noise augmentation, zeroed negative), per-frame
+linear CFG, and sampling through `comfy.sample.sample`, so any native
+sampler, scheduler, model patch or LoRA works as it does for KSampler.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+import comfy.model_patcher
+import comfy.sample
+import comfy.utils
+
+
+def image_to_video_conditioning(clip_vision, vae, image: torch.Tensor, width: int, height: int, frames: int,
+                                motion_bucket_id: int = 127, fps: int = 30, augmentation_level: float = 0.02,
+                                seed: int = 0):
+    """Positive/negative SVD conditioning and an empty latent for `frames` frames.
+
+    image: IMAGE (b h w c) in [0, 1]; only its first frame is used. Unlike
+    the native node, the augmentation noise is seeded, so a seed reproduces
+    a video exactly.
+    """
+    if width % 8 or height % 8:
+        raise ValueError(f"width and height must be multiples of 8 (the VAE downsamples by 8), got {width}x{height}")
+    image = image[:1]
+    image_emb = clip_vision.encode_image(image).image_embeds.unsqueeze(0)  # (1 1 c)
+    pixels = comfy.utils.common_upscale(image.movedim(-1, 1), width, height, "bilinear", "center").movedim(1, -1)
+    pixels = pixels[..., :3]
+    if augmentation_level > 0:
+        noise = torch.randn(pixels.shape, generator=torch.Generator().manual_seed(seed), dtype=pixels.dtype)
+        pixels = pixels + augmentation_level * noise.to(pixels.device)
+    image_latent = vae.encode(pixels)
+    extra = {"motion_bucket_id": motion_bucket_id, "fps": fps, "augmentation_level": augmentation_level}
+    positive = [[image_emb, {**extra, "concat_latent_image": image_latent}]]
+    negative = [[torch.zeros_like(image_emb), {**extra, "concat_latent_image": torch.zeros_like(image_latent)}]]
+    latent = torch.zeros(frames, 4, height // 8, width // 8)
+    return positive, negative, {"samples": latent}
+
+
+def with_linear_cfg(model: comfy.model_patcher.ModelPatcher, min_cfg: float) -> comfy.model_patcher.ModelPatcher:
+    """A clone whose CFG scale ramps linearly from `min_cfg` (first frame) to the sampler's cfg (last frame).
+
+    The same as the native VideoLinearCFGGuidance, and equal to DiffSynth's
+    `linspace(min_cfg, max_cfg, T)` on the noise prediction, since SVD's
+    denoised output is affine in it. The latent batch is one video.
+    """
+
+    def linear_cfg(args):
+        cond, uncond, cond_scale = args["cond"], args["uncond"], args["cond_scale"]
+        scale = torch.linspace(min_cfg, cond_scale, cond.shape[0], device=cond.device, dtype=cond.dtype)
+        return uncond + scale.reshape(-1, *([1] * (cond.ndim - 1))) * (cond - uncond)
+
+    patched = model.clone()
+    patched.set_model_sampler_cfg_function(linear_cfg)
+    return patched
+
+
+def sample_video(model, positive, negative, latent: dict, seed: int, steps: int = 50, cfg: float = 2.0,
+                 min_cfg: float = 2.0, sampler_name: str = "euler", scheduler: str = "karras",
+                 denoise: float = 1.0, callback: Callable | None = None) -> dict:
+    """Denoise `latent` (one video: t c h w) with per-frame linear CFG; returns a LATENT dict."""
+    samples = comfy.sample.fix_empty_latent_channels(model, latent["samples"])
+    noise = comfy.sample.prepare_noise(samples, seed)
+    guided = with_linear_cfg(model, min_cfg)
+    out = comfy.sample.sample(guided, noise, steps, cfg, sampler_name, scheduler, positive, negative, samples,
+                              denoise=denoise, callback=callback, disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED,
+                              seed=seed)
+    return {**latent, "samples": out}
+
+
+def renormalize_frames(latent: torch.Tensor, contrast_scale: float = 1.2, normalize: bool = True) -> torch.Tensor:
+    """DiffSynth's post-processing: each frame (t c h w) to the clip's global mean/std, then scaled.
+
+    Long SVD videos drift in brightness and contrast from frame to frame;
+    pinning every frame to the clip's statistics removes the flicker, and
+    the contrast scale counteracts the washed-out look of long generations.
+    """
+    if normalize:
+        mean, std = latent.mean(), latent.std()
+        frame_mean = latent.mean(dim=(1, 2, 3), keepdim=True)
+        frame_std = latent.std(dim=(1, 2, 3), keepdim=True)
+        latent = (latent - frame_mean) / frame_std * std + mean
+    return latent * contrast_scale

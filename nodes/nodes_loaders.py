@@ -1,0 +1,119 @@
+"""Loading ExVideo extensions and applying them to SVD models."""
+
+import comfy.sd
+import folder_paths
+from comfy_api.latest import io
+
+from exvideo_core import apply_exvideo, load_exvideo
+
+from . import model_folders
+from .types import ExVideo
+
+FRAMES_TOOLTIP = ("Length of the position table in latent frames (= video frames). 0 keeps the extension's own "
+                  "length (128 for ExVideo-SVD-128f-v1). A larger value extends the table with DiffSynth's "
+                  "ping-pong initialisation; quality beyond the trained length needs post-tuning.")
+
+
+def _load_extension(name: str, frames: int):
+    weights = load_exvideo(model_folders.extension_path(name))
+    if frames and frames != weights.num_frames:
+        weights = weights.extend(frames)
+    return weights
+
+
+class ExVideoLoader(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="ExVideoLoader",
+            display_name="Load ExVideo Extension",
+            category="ExVideo/loaders",
+            description="Loads an ExVideo extension (.safetensors, DiffSynth's released layout or ours) from models/exvideo.",
+            inputs=[
+                io.Combo.Input("exvideo_name", options=model_folders.extension_names(),
+                               tooltip="The extension file, e.g. ExVideo-SVD-128f-v1.safetensors, in models/exvideo."),
+                io.Int.Input("frames", default=0, min=0, max=4096, tooltip=FRAMES_TOOLTIP),
+            ],
+            outputs=[ExVideo.Output(display_name="exvideo")],
+        )
+
+    @classmethod
+    def execute(cls, exvideo_name, frames) -> io.NodeOutput:
+        return io.NodeOutput(_load_extension(exvideo_name, frames))
+
+
+class ApplyExVideo(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="ApplyExVideo",
+            display_name="Apply ExVideo",
+            category="ExVideo/loaders",
+            description="Patches an SVD model with an ExVideo extension so it generates long videos. "
+                        "The input MODEL is left as it was.",
+            inputs=[
+                io.Model.Input("model", tooltip="An SVD / SVD-XT image-to-video model (Image Only Checkpoint Loader)."),
+                io.Combo.Input("exvideo_name", options=model_folders.extension_names(),
+                               tooltip="The extension file in models/exvideo."),
+                io.Int.Input("frames", default=0, min=0, max=4096, tooltip=FRAMES_TOOLTIP),
+            ],
+            outputs=[io.Model.Output(tooltip="The SVD model running ExVideo's temporal layers.")],
+        )
+
+    @classmethod
+    def execute(cls, model, exvideo_name, frames) -> io.NodeOutput:
+        return io.NodeOutput(apply_exvideo(model, _load_extension(exvideo_name, frames)))
+
+
+class ApplyExVideoWeights(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="ApplyExVideoWeights",
+            display_name="Apply ExVideo (weights)",
+            category="ExVideo/loaders",
+            description="Patches an SVD model with ExVideo weights coming from another node (a loader or the trainer).",
+            inputs=[
+                io.Model.Input("model", tooltip="An SVD / SVD-XT image-to-video model."),
+                ExVideo.Input("exvideo", tooltip="ExVideo weights from Load ExVideo Extension or a trainer."),
+            ],
+            outputs=[io.Model.Output()],
+        )
+
+    @classmethod
+    def execute(cls, model, exvideo) -> io.NodeOutput:
+        return io.NodeOutput(apply_exvideo(model, exvideo))
+
+
+class ExVideoCheckpointLoader(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="ExVideoCheckpointLoader",
+            display_name="Load SVD + ExVideo",
+            category="ExVideo/loaders",
+            description="Loads an SVD checkpoint and applies an ExVideo extension in one step.",
+            inputs=[
+                io.Combo.Input("ckpt_name", options=folder_paths.get_filename_list("checkpoints"),
+                               tooltip="The SVD-XT checkpoint (svd_xt.safetensors) in models/checkpoints."),
+                io.Combo.Input("exvideo_name", options=model_folders.extension_names(),
+                               tooltip="The extension file in models/exvideo."),
+                io.Int.Input("frames", default=0, min=0, max=4096, tooltip=FRAMES_TOOLTIP),
+            ],
+            outputs=[
+                io.Model.Output(tooltip="SVD running ExVideo."),
+                io.ClipVision.Output(tooltip="SVD's image encoder (for the conditioning)."),
+                io.Vae.Output(tooltip="SVD's temporal VAE."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, ckpt_name, exvideo_name, frames) -> io.NodeOutput:
+        path = folder_paths.get_full_path_or_raise("checkpoints", ckpt_name)
+        model, _, vae, clip_vision = comfy.sd.load_checkpoint_guess_config(
+            path, output_vae=True, output_clip=False, output_clipvision=True,
+            embedding_directory=folder_paths.get_folder_paths("embeddings"))[:4]
+        return io.NodeOutput(apply_exvideo(model, _load_extension(exvideo_name, frames)), clip_vision, vae)
+
+
+NODES = [ExVideoLoader, ApplyExVideo, ApplyExVideoWeights, ExVideoCheckpointLoader]
