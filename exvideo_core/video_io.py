@@ -1,0 +1,328 @@
+"""Video files in and out: MP4 writing, frame reading, output naming and contact sheets.
+
+Frames are ComfyUI IMAGE tensors, `(t, h, w, c)` float in [0, 1]. Everything
+goes through OpenCV's FFmpeg backend. OpenCV fails silently (a writer that did
+not open, frames that never reached the disk), so every step is checked and a
+failure raises an error naming the file and the likely cause. Files appear
+under their final name complete or not at all: they are written to a hidden
+temporary file in the same folder, read back, and only then renamed.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import pathlib
+import tempfile
+from typing import Callable, Iterator, NamedTuple
+
+import cv2
+import folder_paths
+import numpy as np
+import torch
+
+from .errors import ExVideoError
+
+VIDEO_EXTENSIONS = (".mp4", ".webm", ".gif", ".mov", ".avi", ".mkv", ".m4v")
+
+# H.264 plays in every browser but pip's OpenCV wheels ship no H.264 encoder
+# (licensing), so MPEG-4 Part 2 ('mp4v') is the usual outcome.
+_FOURCCS = ("avc1", "mp4v")
+_unavailable_fourccs: set[str] = set()  # probing a missing codec logs FFmpeg errors: once per process is enough
+
+# A corrupt header may claim any length, so preallocation trusts it only this far; beyond, the buffer grows.
+_MAX_PREALLOCATED_FRAMES = 1024
+
+
+class VideoError(ExVideoError, ValueError):
+    """Frames that cannot be turned into a video, or a name that cannot be used."""
+
+
+class VideoReadError(VideoError):
+    """A video file that is missing, unreadable or holds no usable frames."""
+
+
+class VideoWriteError(VideoError):
+    """A video or image that could not be written where asked."""
+
+
+class OutputFile(NamedTuple):
+    path: str  # absolute, free when returned
+    filename: str  # as ComfyUI's /view expects: the name inside `subfolder`
+    subfolder: str
+
+
+# ---------------------------------------------------------------- frames
+
+def _check_frames(frames: torch.Tensor) -> torch.Tensor:
+    if not isinstance(frames, torch.Tensor) or frames.ndim != 4 or frames.shape[-1] not in (1, 3, 4):
+        shape = tuple(frames.shape) if isinstance(frames, torch.Tensor) else type(frames).__name__
+        raise VideoError(f"Expected an IMAGE batch (frames, height, width, 1 | 3 | 4 channels), got {shape}.")
+    if frames.shape[0] == 0:
+        raise VideoError("The IMAGE batch holds no frames: there is nothing to write.")
+    return frames
+
+
+def _rgb_uint8(frame: torch.Tensor) -> np.ndarray:
+    """One (h, w, c) frame as (h, w, 3) uint8 RGB: alpha dropped, gray repeated."""
+    frame = frame[..., :3] if frame.shape[-1] == 4 else frame.expand(-1, -1, 3)
+    return frame.detach().float().clamp(0, 1).mul(255).round().to(torch.uint8).cpu().numpy()
+
+
+def contact_sheet(frames: torch.Tensor, columns: int = 8, max_frames: int = 32) -> np.ndarray:
+    """Evenly spaced frames (first and last included) in a grid, row by row, as uint8 RGB.
+
+    cv2.imwrite expects BGR: convert with cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR), or use `write_png`.
+    """
+    frames = _check_frames(frames)
+    if columns < 1 or max_frames < 1:
+        raise VideoError(f"contact_sheet needs columns >= 1 and max_frames >= 1 (got {columns}, {max_frames}).")
+    count = min(max_frames, frames.shape[0])
+    picks = np.linspace(0, frames.shape[0] - 1, count).round().astype(int)
+    columns = min(columns, count)
+    rows = math.ceil(count / columns)
+    h, w = frames.shape[1:3]
+    sheet = np.zeros((rows * h, columns * w, 3), np.uint8)
+    for cell, index in enumerate(picks):
+        row, col = divmod(cell, columns)
+        sheet[row * h:(row + 1) * h, col * w:(col + 1) * w] = _rgb_uint8(frames[index])
+    return sheet
+
+
+# ---------------------------------------------------------------- atomic files
+
+def _temp_beside(path: pathlib.Path) -> pathlib.Path:
+    if not path.parent.is_dir():
+        raise VideoWriteError(f"Cannot write {path}: {path.parent} is not an existing folder.")
+    try:
+        # Same folder, so the final rename cannot cross filesystems; same suffix, as FFmpeg picks the container by it.
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    except OSError as e:
+        raise VideoWriteError(f"Cannot write {path}: {e.strerror or e} (is the folder writable?).") from e
+    os.close(fd)
+    return pathlib.Path(tmp)
+
+
+def _atomic_write(path: str | os.PathLike, write: Callable[[pathlib.Path], object]):
+    """Runs `write(temp_path)` and renames the result to `path`; on any failure or interrupt, removes the temp."""
+    path = pathlib.Path(path)
+    tmp = _temp_beside(path)
+    try:
+        result = write(tmp)
+        try:
+            os.replace(tmp, path)
+        except OSError as e:
+            raise VideoWriteError(f"Cannot write {path}: {e.strerror or e}.") from e
+        return result
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_png(image: np.ndarray, path: str | os.PathLike) -> None:
+    """Writes an (h, w, 3) uint8 RGB image, such as a contact sheet, as PNG, atomically."""
+    def write(tmp: pathlib.Path) -> None:
+        ok, data = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+        if not ok:
+            raise VideoWriteError(f"OpenCV could not encode {pathlib.Path(path).name} as PNG.")
+        try:
+            tmp.write_bytes(data.tobytes())
+        except OSError as e:
+            raise VideoWriteError(f"Cannot write {path}: {e.strerror or e}.") from e
+
+    _atomic_write(path, write)
+
+
+# ---------------------------------------------------------------- writing
+
+def _open_writer(tmp: pathlib.Path, path: pathlib.Path, fps: float,
+                 size: tuple[int, int]) -> tuple[cv2.VideoWriter, str]:
+    tried = []
+    for fourcc in (f for f in _FOURCCS if f not in _unavailable_fourccs):
+        writer = cv2.VideoWriter(str(tmp), cv2.CAP_FFMPEG, cv2.VideoWriter_fourcc(*fourcc), fps, size)
+        if writer.isOpened():
+            # A later codec opened the same file, so the earlier ones failed for want of an encoder.
+            _unavailable_fourccs.update(tried)
+            return writer, fourcc
+        writer.release()
+        tried.append(fourcc)
+    if not cv2.videoio_registry.hasBackend(cv2.CAP_FFMPEG):
+        cause = "this OpenCV build has no FFmpeg backend (install opencv-python-headless from PyPI)"
+    else:
+        cause = (f"no encoder opened (tried {', '.join(tried)}) for {size[0]}x{size[1]} at {fps} fps; "
+                 f"check that the folder is writable and the disk has space")
+    raise VideoWriteError(f"Cannot write {path}: OpenCV could not open a video writer: {cause}.")
+
+
+def _encode(frames: torch.Tensor, tmp: pathlib.Path, path: pathlib.Path, fps: float,
+            progress: Callable[[int], None] | None) -> str:
+    # 4:2:0 video needs even sizes: FFmpeg would silently crop the last row and column, so they are repeated instead.
+    height, width = frames.shape[1] + frames.shape[1] % 2, frames.shape[2] + frames.shape[2] % 2
+    pad_h, pad_w = height - frames.shape[1], width - frames.shape[2]
+    writer, fourcc = _open_writer(tmp, path, fps, (width, height))
+    try:
+        for i, frame in enumerate(frames):
+            bgr = cv2.cvtColor(_rgb_uint8(frame), cv2.COLOR_RGB2BGR)
+            if pad_h or pad_w:
+                bgr = cv2.copyMakeBorder(bgr, 0, pad_h, 0, pad_w, cv2.BORDER_REPLICATE)
+            writer.write(bgr)
+            if progress is not None:
+                progress(i + 1)
+    finally:
+        writer.release()
+    return fourcc
+
+
+def _verify_written(tmp: pathlib.Path, expected: int, path: pathlib.Path) -> None:
+    """Reads the container header back: OpenCV reports neither a full disk nor dropped frames."""
+    cap = cv2.VideoCapture(str(tmp), cv2.CAP_FFMPEG)
+    try:
+        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else -1
+    finally:
+        cap.release()
+    if count != expected:
+        found = "an unreadable file" if count < 0 else f"{count} of {expected} frames"
+        raise VideoWriteError(f"Writing {path} failed: the encoder produced {found} (is the disk full?).")
+
+
+def write_mp4(frames: torch.Tensor, path: str | os.PathLike, fps: float,
+              progress: Callable[[int], None] | None = None) -> str:
+    """Writes an IMAGE batch as an MP4 file, atomically; returns the fourcc used ('avc1' or 'mp4v').
+
+    Odd widths/heights are padded to even by repeating the last row/column.
+    `progress(frames_written)` is called after every frame; an exception it raises
+    (such as ComfyUI's interrupt) aborts the write and leaves no file behind.
+    """
+    frames = _check_frames(frames)
+    if not (isinstance(fps, (int, float)) and math.isfinite(fps) and fps > 0):
+        raise VideoError(f"fps must be a positive number, got {fps!r}.")
+    path = pathlib.Path(path)
+    if path.suffix.lower() != ".mp4":
+        raise VideoError(f"write_mp4 writes .mp4 files, not {path.name!r}.")
+
+    def write(tmp: pathlib.Path) -> str:
+        fourcc = _encode(frames, tmp, path, float(fps), progress)
+        _verify_written(tmp, frames.shape[0], path)
+        return fourcc
+
+    return _atomic_write(path, write)
+
+
+# ---------------------------------------------------------------- reading
+
+def _kept_frames(cap: cv2.VideoCapture, frame_stride: int, max_frames: int, skip_first: int,
+                 name: str) -> Iterator[np.ndarray]:
+    """The BGR frames kept; the others are only grabbed, never converted or stored."""
+    index = kept = 0
+    while (not max_frames or kept < max_frames) and cap.grab():
+        if index >= skip_first and (index - skip_first) % frame_stride == 0:
+            ok, frame = cap.retrieve()
+            if not ok:
+                raise VideoReadError(f"{name}: frame {index} could not be decoded; the file may be corrupt.")
+            kept += 1
+            yield frame
+        index += 1
+
+
+def _capacity(total: int, frame_stride: int, max_frames: int, skip_first: int) -> int:
+    """How many frames to preallocate, from the container's (possibly missing or wrong) frame count."""
+    expected = math.ceil(max(total - skip_first, 0) / frame_stride) if total > 0 else _MAX_PREALLOCATED_FRAMES
+    if max_frames:
+        expected = min(expected, max_frames)
+    return max(1, min(expected, _MAX_PREALLOCATED_FRAMES))
+
+
+def _to_rgb(bgr: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
+    if size is not None and (bgr.shape[1], bgr.shape[0]) != tuple(size):
+        bgr = cv2.resize(bgr, tuple(size), interpolation=cv2.INTER_AREA)
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def _stack(frames: Iterator[np.ndarray], capacity: int, size: tuple[int, int] | None) -> torch.Tensor | None:
+    out, count = None, 0
+    for bgr in frames:
+        rgb = torch.from_numpy(_to_rgb(bgr, size))
+        if out is None:
+            out = torch.empty((capacity, *rgb.shape), dtype=torch.float32)
+        elif count == out.shape[0]:  # the container under-reported its length
+            out = torch.cat([out, torch.empty_like(out)])
+        out[count].copy_(rgb)
+        count += 1
+    # A view: when the header over-reported, the unused tail was never touched, so it holds no real memory.
+    return None if out is None else out[:count].div_(255)
+
+
+def _check_read_args(frame_stride: int, max_frames: int, skip_first: int, size) -> None:
+    if frame_stride < 1 or max_frames < 0 or skip_first < 0:
+        raise VideoError(f"Need frame_stride >= 1, max_frames >= 0 and skip_first >= 0 "
+                         f"(got {frame_stride}, {max_frames}, {skip_first}).")
+    if size is not None and (len(size) != 2 or min(size) < 1):
+        raise VideoError(f"size must be (width, height) with both >= 1, got {size!r}.")
+
+
+def read_video(path: str | os.PathLike, frame_stride: int = 1, max_frames: int = 0, skip_first: int = 0,
+               size: tuple[int, int] | None = None) -> tuple[torch.Tensor, float]:
+    """Frames of a video file (mp4, webm, gif, mov, avi, ...) as an IMAGE batch, and the file's fps.
+
+    Keeps frames skip_first, skip_first + frame_stride, ... up to max_frames of them (0: all).
+    `size=(width, height)` resizes every kept frame. The fps is the file's own, not divided
+    by the stride; 0.0 when the container does not say.
+    """
+    _check_read_args(frame_stride, max_frames, skip_first, size)
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise VideoReadError(f"{path} does not exist or is not a file.")
+    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+    try:
+        if not cap.isOpened():
+            raise VideoReadError(f"{path.name} could not be opened as a video: it is empty, truncated, corrupt, "
+                                 f"or in a format OpenCV's FFmpeg cannot decode.")
+        fps = cap.get(cv2.CAP_PROP_FPS)
+        total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        kept = _kept_frames(cap, frame_stride, max_frames, skip_first, path.name)
+        frames = _stack(kept, _capacity(total, frame_stride, max_frames, skip_first), size)
+    finally:
+        cap.release()
+    if frames is None:
+        if total > 0 and skip_first >= total:
+            raise VideoReadError(f"{path.name} has {total} frames: skipping the first {skip_first} leaves none.")
+        raise VideoReadError(f"{path.name} holds no decodable frames.")
+    return frames, (fps if math.isfinite(fps) and fps > 0 else 0.0)
+
+
+# ---------------------------------------------------------------- output names
+
+def resolve_inside(folder: str | os.PathLike, name: str) -> str:
+    """`folder/name` as an absolute path, refusing names (absolute, `..`) that lead outside `folder`."""
+    folder = os.path.abspath(folder)
+    path = os.path.abspath(os.path.join(folder, name))
+    if os.path.commonpath((folder, path)) != folder:
+        raise VideoError(f"{name!r} leads outside {folder}: only paths inside that folder are allowed.")
+    return path
+
+
+def save_path(output_dir: str | os.PathLike, filename_prefix: str, ext: str, companions: tuple[str, ...] = (),
+              width: int = 0, height: int = 0) -> OutputFile:
+    """A free path `<output_dir>/<subfolders>/<name>_<counter:05>_.<ext>` named the ComfyUI way.
+
+    The prefix may hold subfolders (created) and ComfyUI's %year%, %width%, ... variables.
+    `companions` are more extensions that must be free under the same stem (a contact sheet
+    beside a video). Existing files are never reused.
+    """
+    output_dir = os.path.abspath(output_dir)  # get_save_image_path's containment test needs it absolute and normalised
+    prefix = os.path.normpath(filename_prefix)
+    try:
+        resolve_inside(output_dir, prefix)
+    except VideoError:
+        raise VideoError(f"filename_prefix {filename_prefix!r} leads outside the output folder {output_dir}; "
+                         f"use a name or a relative subfolder such as 'ExVideo/video'.") from None
+    if os.path.basename(prefix) in ("", ".", ".."):
+        raise VideoError(f"filename_prefix {filename_prefix!r} does not name a file.")
+    # Passing the normalised prefix matters: with a trailing slash, ComfyUI's counter ignores existing files.
+    folder, name, counter, subfolder, _ = folder_paths.get_save_image_path(prefix, output_dir, width, height)
+    exts = [e.lstrip(".") for e in (ext, *companions)]
+    # The counter comes from a directory listing that a case-insensitive filesystem can fool: check.
+    while any(os.path.lexists(os.path.join(folder, f"{name}_{counter:05}_.{e}")) for e in exts):
+        counter += 1
+    filename = f"{name}_{counter:05}_.{exts[0]}"
+    return OutputFile(os.path.join(folder, filename), filename, subfolder)
