@@ -11,10 +11,11 @@ EXTENSIONS = {".safetensors"}  # pickles are never loaded
 def register() -> None:
     default = os.path.join(folder_paths.models_dir, FOLDER)
     # extra_model_paths.yaml is read before custom nodes load, so paths it
-    # declared for this folder may already be registered (without extensions).
+    # declared for this folder may already be registered (without extensions);
+    # they keep their place, so an `is_default` path stays the first.
     paths = list(folder_paths.folder_names_and_paths.get(FOLDER, ([], set()))[0])
     if default not in paths:
-        paths.insert(0, default)
+        paths.append(default)
     folder_paths.folder_names_and_paths[FOLDER] = (paths, EXTENSIONS)
 
 

@@ -22,3 +22,5 @@ import comfy.cli_args  # noqa: E402
 # without a GPU it must be told to use the CPU, as `main.py --cpu` would.
 if not torch.cuda.is_available():
     comfy.cli_args.args.cpu = True
+
+from fixtures.comfy_server import comfy_server  # noqa: E402,F401
