@@ -115,7 +115,9 @@ def main() -> None:
         print(f"[demo] {settings['frames']} frames at {settings['width']}x{settings['height']}, "
               f"{settings['steps']} steps, seed {args.seed}", flush=True)
         outputs = asyncio.run(follow(server, prompt))
-        files = server.output_files(outputs)
+        videos = server.output_files(outputs)
+        # The contact sheet is written beside the video, under the same name.
+        files = videos + [v.with_suffix(".png") for v in videos if v.with_suffix(".png").exists()]
         args.output.mkdir(parents=True, exist_ok=True)
         written = [pathlib.Path(shutil.copy(f, args.output / f.name)) for f in files]
     for path in written:
