@@ -1,21 +1,26 @@
 """Video files in and out: MP4 writing, frame reading, output naming and contact sheets.
 
-Frames are ComfyUI IMAGE tensors, `(t, h, w, c)` float in [0, 1]. Everything
-goes through OpenCV's FFmpeg backend. OpenCV fails silently (a writer that did
-not open, frames that never reached the disk), so every step is checked and a
-failure raises an error naming the file and the likely cause. Files appear
-under their final name complete or not at all: they are written to a hidden
-temporary file in the same folder, read back, and only then renamed.
+Frames are ComfyUI IMAGE tensors, `(t, h, w, c)` float in [0, 1]. MP4 files are
+encoded as H.264 with PyAV (FFmpeg's libx264), which browsers, and so ComfyUI's
+video preview, play; pip's OpenCV has no H.264 encoder. Reading goes through
+OpenCV's FFmpeg backend, which fails silently (frames that never decode), so
+every step is checked and a failure raises an error naming the file and the
+likely cause. Files appear under their final name complete or not at all: they
+are written to a hidden temporary file in the same folder, read back, and only
+then renamed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import pathlib
 import tempfile
+from fractions import Fraction
 from typing import Callable, Iterator, NamedTuple
 
+import av
 import cv2
 import folder_paths
 import numpy as np
@@ -25,10 +30,11 @@ from .errors import ExVideoError
 
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".gif", ".mov", ".avi", ".mkv", ".m4v")
 
-# H.264 plays in every browser but pip's OpenCV wheels ship no H.264 encoder
-# (licensing), so MPEG-4 Part 2 ('mp4v') is the usual outcome.
-_FOURCCS = ("avc1", "mp4v")
-_unavailable_fourccs: set[str] = set()  # probing a missing codec logs FFmpeg errors: once per process is enough
+# Named, not "h264", which takes whichever H.264 encoder FFmpeg lists first; PyAV's wheels from PyPI ship it.
+_H264_ENCODER = "libx264"
+_MAX_CRF = 51  # x264's quality scale: 0 is lossless, 51 the smallest file
+# Frame rates become fractions with at most this denominator: 29.97 stays 2997/100, 30000/1001 stays itself.
+_MAX_FPS_DENOMINATOR = 100_000
 
 # A corrupt header may claim any length, so preallocation trusts it only this far; beyond, the buffer grows.
 _MAX_PREALLOCATED_FRAMES = 1024
@@ -135,75 +141,89 @@ def write_png(image: np.ndarray, path: str | os.PathLike) -> None:
 
 # ---------------------------------------------------------------- writing
 
-def _open_writer(tmp: pathlib.Path, path: pathlib.Path, fps: float,
-                 size: tuple[int, int]) -> tuple[cv2.VideoWriter, str]:
-    tried = []
-    for fourcc in (f for f in _FOURCCS if f not in _unavailable_fourccs):
-        writer = cv2.VideoWriter(str(tmp), cv2.CAP_FFMPEG, cv2.VideoWriter_fourcc(*fourcc), fps, size)
-        if writer.isOpened():
-            # A later codec opened the same file, so the earlier ones failed for want of an encoder.
-            _unavailable_fourccs.update(tried)
-            return writer, fourcc
-        writer.release()
-        tried.append(fourcc)
-    if not cv2.videoio_registry.hasBackend(cv2.CAP_FFMPEG):
-        cause = "this OpenCV build has no FFmpeg backend (install opencv-python-headless from PyPI)"
-    else:
-        cause = (f"no encoder opened (tried {', '.join(tried)}) for {size[0]}x{size[1]} at {fps} fps; "
-                 f"check that the folder is writable and the disk has space")
-    raise VideoWriteError(f"Cannot write {path}: OpenCV could not open a video writer: {cause}.")
+def _frame_rate(fps) -> Fraction:
+    """fps as the fraction the stream's time base is made of."""
+    if isinstance(fps, (int, float)) and math.isfinite(fps) and fps > 0:
+        rate = Fraction(fps).limit_denominator(_MAX_FPS_DENOMINATOR)
+        if rate > 0:
+            return rate
+    raise VideoError(f"fps must be a positive number (at least 1/{_MAX_FPS_DENOMINATOR}), got {fps!r}.")
 
 
-def _encode(frames: torch.Tensor, tmp: pathlib.Path, path: pathlib.Path, fps: float,
-            progress: Callable[[int], None] | None) -> str:
-    # 4:2:0 video needs even sizes: FFmpeg would silently crop the last row and column, so they are repeated instead.
+def _picture(frame: torch.Tensor, pad_h: int, pad_w: int) -> av.VideoFrame:
+    """One frame as yuv420p, BT.709 limited range, as the stream is tagged (players then show the same colours)."""
+    rgb = _rgb_uint8(frame)
+    if pad_h or pad_w:
+        rgb = np.pad(rgb, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
+    return av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p", dst_colorspace="ITU709")
+
+
+def _encode(frames: torch.Tensor, tmp: pathlib.Path, rate: Fraction, crf: float,
+            progress: Callable[[int], None] | None) -> None:
+    """Encodes `frames` into `tmp`; FFmpeg failures surface as av.FFmpegError."""
+    # 4:2:0 video needs even sizes: the last row and column are repeated rather than cropped or left to FFmpeg.
     height, width = frames.shape[1] + frames.shape[1] % 2, frames.shape[2] + frames.shape[2] % 2
     pad_h, pad_w = height - frames.shape[1], width - frames.shape[2]
-    writer, fourcc = _open_writer(tmp, path, fps, (width, height))
+    # +faststart moves the index (moov) before the frames, so a browser can start playing before the download ends.
+    container = av.open(str(tmp), mode="w", format="mp4", options={"movflags": "+faststart"})
     try:
+        stream = container.add_stream(_H264_ENCODER, rate=rate)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {"crf": str(crf), "colorspace": "bt709", "color_range": "tv"}
         for i, frame in enumerate(frames):
-            bgr = cv2.cvtColor(_rgb_uint8(frame), cv2.COLOR_RGB2BGR)
-            if pad_h or pad_w:
-                bgr = cv2.copyMakeBorder(bgr, 0, pad_h, 0, pad_w, cv2.BORDER_REPLICATE)
-            writer.write(bgr)
+            container.mux(stream.encode(_picture(frame, pad_h, pad_w)))
             if progress is not None:
                 progress(i + 1)
-    finally:
-        writer.release()
-    return fourcc
+        container.mux(stream.encode(None))  # the frames x264 still holds for lookahead
+    except BaseException:
+        with contextlib.suppress(av.FFmpegError):  # the temporary file is deleted anyway: keep the first error
+            container.close()
+        raise
+    container.close()  # writes the index; a full disk shows here at the latest
 
 
-def _verify_written(tmp: pathlib.Path, expected: int, path: pathlib.Path) -> None:
-    """Reads the container header back: OpenCV reports neither a full disk nor dropped frames."""
-    cap = cv2.VideoCapture(str(tmp), cv2.CAP_FFMPEG)
+def _verify_written(tmp: pathlib.Path, expected: int, path: pathlib.Path) -> str:
+    """Reads the container header back, so a short or unreadable file is never kept; returns its video codec."""
     try:
-        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else -1
-    finally:
-        cap.release()
+        with av.open(str(tmp)) as container:
+            stream = container.streams.video[0]
+            count, codec = stream.frames, stream.codec_context.name
+    except (av.FFmpegError, IndexError):
+        count, codec = -1, None
     if count != expected:
         found = "an unreadable file" if count < 0 else f"{count} of {expected} frames"
         raise VideoWriteError(f"Writing {path} failed: the encoder produced {found} (is the disk full?).")
+    return codec
 
 
 def write_mp4(frames: torch.Tensor, path: str | os.PathLike, fps: float,
-              progress: Callable[[int], None] | None = None) -> str:
-    """Writes an IMAGE batch as an MP4 file, atomically; returns the fourcc used ('avc1' or 'mp4v').
+              progress: Callable[[int], None] | None = None, crf: float = 19) -> str:
+    """Writes an IMAGE batch as an H.264 MP4 file, atomically; returns the codec read back ('h264').
 
+    yuv420p, BT.709, index at the front (+faststart): plays in browsers and ComfyUI's preview.
     Odd widths/heights are padded to even by repeating the last row/column.
+    `crf` is x264's constant rate factor, 0 (lossless, not playable in most browsers)
+    to 51 (smallest); 19 is close to visually lossless.
     `progress(frames_written)` is called after every frame; an exception it raises
     (such as ComfyUI's interrupt) aborts the write and leaves no file behind.
     """
     frames = _check_frames(frames)
-    if not (isinstance(fps, (int, float)) and math.isfinite(fps) and fps > 0):
-        raise VideoError(f"fps must be a positive number, got {fps!r}.")
+    rate = _frame_rate(fps)
+    if not (isinstance(crf, (int, float)) and 0 <= crf <= _MAX_CRF):
+        raise VideoError(f"crf must be a number from 0 to {_MAX_CRF}, got {crf!r}.")
     path = pathlib.Path(path)
     if path.suffix.lower() != ".mp4":
         raise VideoError(f"write_mp4 writes .mp4 files, not {path.name!r}.")
+    if _H264_ENCODER not in av.codecs_available:
+        raise VideoWriteError(f"Cannot write {path}: this PyAV build has no H.264 encoder ({_H264_ENCODER}); "
+                              f"install PyAV's wheel from PyPI (pip install av).")
 
     def write(tmp: pathlib.Path) -> str:
-        fourcc = _encode(frames, tmp, path, float(fps), progress)
-        _verify_written(tmp, frames.shape[0], path)
-        return fourcc
+        try:
+            _encode(frames, tmp, rate, crf, progress)
+        except av.FFmpegError as e:
+            raise VideoWriteError(f"Cannot write {path}: H.264 encoding failed: {e}.") from e
+        return _verify_written(tmp, frames.shape[0], path)
 
     return _atomic_write(path, write)
 

@@ -17,8 +17,8 @@ class ExVideoSaveMP4(io.ComfyNode):
             node_id="ExVideoSaveMP4",
             display_name="Save Video (MP4)",
             category="ExVideo/video",
-            description="Writes the frames as an MP4 file in ComfyUI's output folder (OpenCV; H.264 when its build "
-                        "has the encoder, MPEG-4 Part 2 otherwise). Odd sizes are padded to even.",
+            description="Writes the frames as an H.264 MP4 file (yuv420p, plays in browsers) in ComfyUI's output "
+                        "folder. Odd sizes are padded to even.",
             inputs=[
                 io.Image.Input("images", tooltip="The frames, in order (an IMAGE batch from any node)."),
                 io.Float.Input("fps", default=30.0, min=0.01, max=1000.0, step=0.01,

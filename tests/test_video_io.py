@@ -3,11 +3,13 @@
 Clips are tiny (a few frames of at most 64x96) so the suite stays fast on a shared CPU.
 """
 
+import errno
 import importlib
 import math
 import os
 import pathlib
 
+import av
 import cv2
 import folder_paths
 import numpy as np
@@ -20,10 +22,10 @@ from exvideo_core import video_io
 from exvideo_core.video_io import VideoError, VideoReadError, VideoWriteError
 from fixtures.pack import load_pack_nodes
 
-# MPEG-4 Part 2 at OpenCV's default bitrate, 4:2:0 chroma, on a smooth pattern: about 3/255 mean absolute
-# error per frame and 16/255 worst pixel were measured at these sizes; 8/255 leaves room for other FFmpeg
-# builds yet stays far below the ~30/255 that separates consecutive pattern frames, so a frame lost,
-# repeated or reordered still fails.
+# H.264 at crf 19, 4:2:0 chroma, on a smooth pattern: about 4-6/255 mean absolute error per frame and up to
+# 31/255 worst pixel were measured at these sizes, mostly from halving the chroma of such tiny frames (crf 0,
+# lossless, still gives 3-5/255). 8/255 leaves room for other FFmpeg builds yet stays far below the ~22/255
+# that separates consecutive pattern frames, so a frame lost, repeated or reordered still fails.
 MEAN_ERROR_BOUND = 8 / 255
 PIXEL_ERROR_BOUND = 48 / 255
 
@@ -77,10 +79,10 @@ def listing(folder: pathlib.Path) -> list[str]:
 
 def test_round_trip_keeps_frames_size_fps_and_order(tmp_path):
     frames = moving_pattern(12, 48, 64)
-    fourcc = video_io.write_mp4(frames, tmp_path / "clip.mp4", 24)
+    codec = video_io.write_mp4(frames, tmp_path / "clip.mp4", 24)
     decoded, fps = video_io.read_video(tmp_path / "clip.mp4")
 
-    assert fourcc in ("avc1", "mp4v")
+    assert codec == "h264"
     assert decoded.shape == frames.shape and decoded.dtype == torch.float32
     assert fps == 24.0
     assert per_frame_error(decoded, frames).max() < MEAN_ERROR_BOUND
@@ -89,6 +91,47 @@ def test_round_trip_keeps_frames_size_fps_and_order(tmp_path):
     # Each decoded frame is nearest to its own source frame: nothing dropped, repeated or swapped.
     distances = (decoded[:, None] - frames[None]).abs().mean(dim=(2, 3, 4))
     assert distances.argmin(dim=1).tolist() == list(range(12))
+
+
+def test_file_is_browser_playable_h264(tmp_path):
+    video_io.write_mp4(moving_pattern(6, 33, 47), tmp_path / "clip.mp4", 12)
+
+    with av.open(str(tmp_path / "clip.mp4")) as container:
+        stream = container.streams.video[0]
+        assert container.format.name.split(",")[0] in ("mov", "mp4")
+        assert stream.codec_context.name == "h264"
+        assert stream.codec_context.pix_fmt == "yuv420p"
+        assert (stream.codec_context.width, stream.codec_context.height) == (48, 34)
+        assert stream.average_rate == 12 and stream.frames == 6
+        # Tagged as the frames were converted, so browsers and OpenCV agree on the colours.
+        assert (stream.codec_context.colorspace, stream.codec_context.color_range) == (1, 1)  # BT.709, limited
+        assert sum(1 for _ in container.decode(stream)) == 6
+    # +faststart: the index comes before the frames, so playback can start while the file downloads.
+    atoms = top_level_atoms(tmp_path / "clip.mp4")
+    assert atoms[b"moov"][0] < atoms[b"mdat"][0]
+
+
+def top_level_atoms(path: pathlib.Path) -> dict[bytes, tuple[int, int]]:
+    """An MP4 file's top-level boxes: type -> (offset, size)."""
+    data, atoms, offset = path.read_bytes(), {}, 0
+    while offset + 8 <= len(data):
+        size = int.from_bytes(data[offset:offset + 4], "big")
+        if size == 1:  # 64-bit size follows the type
+            size = int.from_bytes(data[offset + 8:offset + 16], "big")
+        assert size >= 8, f"bad atom size {size} at {offset}"
+        atoms.setdefault(data[offset + 4:offset + 8], (offset, size))
+        offset += size
+    return atoms
+
+
+def test_crf_trades_size_for_quality(tmp_path):
+    frames = moving_pattern(12, 48, 64)
+    errors, sizes = [], []
+    for crf in (0, 19, 40):
+        video_io.write_mp4(frames, tmp_path / f"crf{crf}.mp4", 24, crf=crf)
+        errors.append(per_frame_error(video_io.read_video(tmp_path / f"crf{crf}.mp4")[0], frames).mean())
+        sizes.append((tmp_path / f"crf{crf}.mp4").stat().st_size)
+    assert errors == sorted(errors) and sizes == sorted(sizes, reverse=True)
 
 
 def test_fractional_fps_survives(tmp_path):
@@ -126,6 +169,7 @@ def test_gray_is_repeated_and_alpha_dropped(tmp_path):
     (torch.rand(0, 16, 16, 3), 8, "a.mp4", "no frames"),
     (torch.rand(2, 16, 16, 3), 0, "a.mp4", "fps"),
     (torch.rand(2, 16, 16, 3), float("nan"), "a.mp4", "fps"),
+    (torch.rand(2, 16, 16, 3), 1e-9, "a.mp4", "fps"),
     (torch.rand(2, 16, 16, 3), 8, "a.avi", ".mp4"),
 ])
 def test_write_rejects_bad_arguments(tmp_path, frames, fps, name, message):
@@ -134,41 +178,50 @@ def test_write_rejects_bad_arguments(tmp_path, frames, fps, name, message):
     assert listing(tmp_path) == []
 
 
+@pytest.mark.parametrize("crf", [-1, 52, float("nan"), "19", None])
+def test_write_rejects_bad_crf(tmp_path, crf):
+    with pytest.raises(VideoError, match="crf must be a number from 0 to 51"):
+        video_io.write_mp4(gray_levels(2), tmp_path / "a.mp4", 8, crf=crf)
+    assert listing(tmp_path) == []
+
+
 # ---------------------------------------------------------------- failing writes leave nothing behind
 
-class FailingWriter:
-    """cv2.VideoWriter that breaks after `fail_after` frames: by raising, or by silently dropping them."""
+class FailingContainer:
+    """An output container from av.open whose muxer breaks after `fail_after` packets.
 
-    def __init__(self, fail_after: int, silent: bool):
-        self.fail_after, self.silent, self.written = fail_after, silent, 0
-        self.real_class = cv2.VideoWriter  # captured before the test patches it
+    It raises the error FFmpeg reports for a full disk, or silently drops the packets.
+    """
 
-    def __call__(self, *args):
-        self.real = self.real_class(*args)
-        return self
+    def __init__(self, real, fail_after: int, silent: bool):
+        self.real, self.fail_after, self.silent, self.muxed = real, fail_after, silent, 0
 
-    def isOpened(self):
-        return self.real.isOpened()
+    def __getattr__(self, name):
+        return getattr(self.real, name)
 
-    def write(self, frame):
-        if self.written >= self.fail_after:
-            if self.silent:
-                return
-            raise OSError(28, "No space left on device")
-        self.written += 1
-        self.real.write(frame)
-
-    def release(self):
-        self.real.release()
+    def mux(self, packets):
+        for packet in packets if isinstance(packets, list) else [packets]:
+            if self.muxed >= self.fail_after:
+                if self.silent:
+                    continue
+                av.error.err_check(-errno.ENOSPC)
+            self.muxed += 1
+            self.real.mux(packet)
 
 
 @pytest.mark.parametrize("silent", [False, True], ids=["raises", "drops-frames"])
 def test_writer_failing_midway_leaves_no_file_and_keeps_the_old_one(tmp_path, monkeypatch, silent):
     target = tmp_path / "clip.mp4"
     target.write_bytes(b"previous")
-    monkeypatch.setattr(video_io.cv2, "VideoWriter", FailingWriter(fail_after=2, silent=silent))
+    real_open = av.open
 
-    with pytest.raises((OSError, VideoWriteError), match="No space" if not silent else "2 of 6 frames"):
+    def failing_open(file, mode="r", **kwargs):
+        container = real_open(file, mode, **kwargs)
+        return FailingContainer(container, fail_after=2, silent=silent) if mode == "w" else container
+
+    monkeypatch.setattr(video_io.av, "open", failing_open)
+    message = "2 of 6 frames" if silent else r"clip\.mp4: H\.264 encoding failed: .*No space left on device"
+    with pytest.raises(VideoWriteError, match=message):
         video_io.write_mp4(gray_levels(6), target, 8)
 
     assert listing(tmp_path) == ["clip.mp4"] and target.read_bytes() == b"previous"
@@ -184,20 +237,9 @@ def test_interrupt_from_progress_leaves_no_file(tmp_path):
     assert listing(tmp_path) == []
 
 
-def test_writer_that_does_not_open_is_reported(tmp_path, monkeypatch):
-    class NeverOpens:
-        def __init__(self, *args):
-            pass
-
-        def isOpened(self):
-            return False
-
-        def release(self):
-            pass
-
-    monkeypatch.setattr(video_io.cv2, "VideoWriter", NeverOpens)
-    monkeypatch.setattr(video_io, "_unavailable_fourccs", set())
-    with pytest.raises(VideoWriteError, match=r"clip\.mp4: OpenCV could not open a video writer.*tried avc1, mp4v"):
+def test_missing_h264_encoder_is_reported(tmp_path, monkeypatch):
+    monkeypatch.setattr(video_io.av, "codecs_available", av.codecs_available - {"libx264"})
+    with pytest.raises(VideoWriteError, match=r"clip\.mp4: this PyAV build has no H\.264 encoder \(libx264\)"):
         video_io.write_mp4(gray_levels(2), tmp_path / "clip.mp4", 8)
     assert listing(tmp_path) == []
 
@@ -293,11 +335,20 @@ def test_missing_file(tmp_path):
 
 @pytest.mark.parametrize("content", [b"", b"not a video" * 100, "truncated"], ids=["empty", "garbage", "truncated"])
 def test_unreadable_file(tmp_path, ten_frames, content):
-    if content == "truncated":
-        content = ten_frames.read_bytes()[: ten_frames.stat().st_size // 2]
+    if content == "truncated":  # the index is at the front (+faststart): cut inside it
+        offset, size = top_level_atoms(ten_frames)[b"moov"]
+        content = ten_frames.read_bytes()[: offset + size // 2]
     (tmp_path / "bad.mp4").write_bytes(content)
     with pytest.raises(VideoReadError, match="bad.mp4 could not be opened as a video"):
         video_io.read_video(tmp_path / "bad.mp4")
+
+
+def test_file_cut_before_its_frames(tmp_path, ten_frames):
+    # With the index intact the file opens, but no frame's data is there.
+    offset, _ = top_level_atoms(ten_frames)[b"mdat"]
+    (tmp_path / "cut.mp4").write_bytes(ten_frames.read_bytes()[: offset + 8])
+    with pytest.raises(VideoReadError, match="cut.mp4 holds no decodable frames"):
+        video_io.read_video(tmp_path / "cut.mp4")
 
 
 def test_file_without_frames(tmp_path):
