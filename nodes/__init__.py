@@ -4,7 +4,7 @@ from typing_extensions import override
 
 from comfy_api.latest import ComfyExtension, io
 
-from . import model_folders, nodes_latent, nodes_loaders, nodes_sampler, nodes_video
+from . import model_folders, nodes_decode, nodes_latent, nodes_loaders, nodes_sampler, nodes_video
 
 model_folders.register()
 
@@ -12,6 +12,7 @@ NODES: list[type[io.ComfyNode]] = [
     *nodes_loaders.NODES,
     *nodes_sampler.NODES,
     *nodes_latent.NODES,
+    *nodes_decode.NODES,
     *nodes_video.NODES,
 ]
 
