@@ -61,11 +61,18 @@ def read_header(path: pathlib.Path) -> tuple[dict, dict[str, str]]:
     return header, {str(k): str(v) for k, v in metadata.items()}
 
 
-def load(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+def load(path: str | os.PathLike, check_keys=None) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Tensors and metadata of a safetensors file.
+
+    `check_keys(names)` sees the tensor names from the header before any
+    tensor is read, so a wrong multi-GB file is refused without loading it.
+    """
     path = pathlib.Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path} does not exist or is not a file.")
-    _, metadata = read_header(path)
+    header, metadata = read_header(path)
+    if check_keys is not None:
+        check_keys(header.keys())
     try:
         tensors = safetensors.torch.load_file(str(path), device="cpu")
     except Exception as e:  # the library's own checks, beyond ours

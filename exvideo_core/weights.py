@@ -136,12 +136,17 @@ def validate(tensors: dict[str, torch.Tensor], source: str) -> None:
                               f"the file is corrupt or came from a diverged training run.")
 
 
+def _require_extension_keys(keys, source: str) -> str:
+    kind = layout.detect_layout(keys)
+    if kind is None:
+        raise CheckpointError(f"{source} is not an ExVideo extension: {layout.describe_foreign_keys(keys)}.")
+    return kind
+
+
 def from_state_dict(state_dict: dict[str, torch.Tensor], metadata: dict[str, str] | None = None,
                     source: str = "the state dict") -> ExVideoWeights:
     """Either layout in, validated `ExVideoWeights` out."""
-    kind = layout.detect_layout(state_dict.keys())
-    if kind is None:
-        raise CheckpointError(f"{source} is not an ExVideo extension: {layout.describe_foreign_keys(state_dict.keys())}.")
+    kind = _require_extension_keys(state_dict.keys(), source)
     tensors = dict(state_dict)
     if kind == "diffsynth":
         unknown = [k for k in tensors if k not in layout.DIFFSYNTH_TO_COMFY]
@@ -159,8 +164,9 @@ def load_exvideo(source: str | os.PathLike | dict[str, torch.Tensor]) -> ExVideo
     """Load an ExVideo extension from a .safetensors file (either layout) or a state dict."""
     if isinstance(source, dict):
         return from_state_dict(source)
-    tensors, metadata = safetensors_io.load(source)
-    return from_state_dict(tensors, metadata, source=os.path.basename(os.fspath(source)))
+    name = os.path.basename(os.fspath(source))
+    tensors, metadata = safetensors_io.load(source, check_keys=lambda keys: _require_extension_keys(keys, name))
+    return from_state_dict(tensors, metadata, source=name)
 
 
 def save_exvideo(weights: ExVideoWeights, path: str | os.PathLike, layout: str = "diffsynth") -> None:

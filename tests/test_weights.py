@@ -181,3 +181,14 @@ def test_save_over_existing_file_is_atomic(tmp_path, diffsynth_sd, monkeypatch):
         save_exvideo(weights.extend(20), target)
     assert target.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["out.safetensors"]
+
+
+def test_wrong_file_is_refused_from_its_header(tmp_path, monkeypatch):
+    path = tmp_path / "svd_xt.safetensors"
+    safetensors_io.save({"model.diffusion_model.input_blocks.0.0.weight": torch.zeros(2, 2)}, path)
+
+    def never(*args, **kwargs):
+        raise AssertionError("tensors were read")
+
+    monkeypatch.setattr(safetensors_io.safetensors.torch, "load_file", never)
+    expect_error(path, "not an ExVideo extension")
