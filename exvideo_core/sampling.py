@@ -64,13 +64,17 @@ def with_linear_cfg(model: comfy.model_patcher.ModelPatcher, min_cfg: float) -> 
 def sample_video(model, positive, negative, latent: dict, seed: int, steps: int = 50, cfg: float = 2.0,
                  min_cfg: float = 2.0, sampler_name: str = "euler", scheduler: str = "karras",
                  denoise: float = 1.0, callback: Callable | None = None) -> dict:
-    """Denoise `latent` (one video: t c h w) with per-frame linear CFG; returns a LATENT dict."""
+    """Denoise `latent` (one video: t c h w) with per-frame linear CFG; returns a LATENT dict.
+
+    A `noise_mask` in the LATENT is honoured as by KSampler: frames where it
+    is 0 are kept (continuation carries the previous clip's frames this way).
+    """
     samples = comfy.sample.fix_empty_latent_channels(model, latent["samples"])
     noise = comfy.sample.prepare_noise(samples, seed)
     guided = with_linear_cfg(model, min_cfg)
     out = comfy.sample.sample(guided, noise, steps, cfg, sampler_name, scheduler, positive, negative, samples,
-                              denoise=denoise, callback=callback, disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED,
-                              seed=seed)
+                              denoise=denoise, noise_mask=latent.get("noise_mask"), callback=callback,
+                              disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=seed)
     return {**latent, "samples": out}
 
 

@@ -4,13 +4,16 @@ from typing_extensions import override
 
 from comfy_api.latest import ComfyExtension, io
 
-from . import model_folders, nodes_decode, nodes_latent, nodes_loaders, nodes_sampler, nodes_video
+from . import (model_folders, nodes_continuation, nodes_decode, nodes_latent, nodes_loaders, nodes_refine,
+               nodes_sampler, nodes_video)
 
 model_folders.register()
 
 NODES: list[type[io.ComfyNode]] = [
     *nodes_loaders.NODES,
     *nodes_sampler.NODES,
+    *nodes_refine.NODES,
+    *nodes_continuation.NODES,
     *nodes_latent.NODES,
     *nodes_decode.NODES,
     *nodes_video.NODES,

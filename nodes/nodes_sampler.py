@@ -1,10 +1,11 @@
 """Image-to-video in one node: DiffSynth's ExVideo recipe on ComfyUI's native sampler."""
 
-import comfy.samplers
 import latent_preview
 from comfy_api.latest import io
 
 from exvideo_core.sampling import image_to_video_conditioning, sample_video
+
+from .sampling_inputs import svd_sampling_inputs
 
 
 class ExVideoSampler(io.ComfyNode):
@@ -26,20 +27,7 @@ class ExVideoSampler(io.ComfyNode):
                 io.Int.Input("height", default=512, min=16, max=8192, step=8, tooltip="Video height in pixels."),
                 io.Int.Input("frames", default=128, min=2, max=4096,
                              tooltip="Number of frames; at most the extension's table length."),
-                io.Int.Input("fps", default=30, min=1, max=1024, tooltip="Frame-rate conditioning (the model gets fps - 1)."),
-                io.Int.Input("motion_bucket_id", default=127, min=1, max=1023, tooltip="More motion with higher values."),
-                io.Float.Input("augmentation_level", default=0.02, min=0.0, max=10.0, step=0.01,
-                               tooltip="Noise added to the conditioning image; more frees the video from it."),
-                io.Float.Input("min_cfg", default=2.0, min=0.0, max=100.0, step=0.1, round=0.01,
-                               tooltip="CFG of the first frame; it ramps linearly to 'cfg' at the last frame."),
-                io.Float.Input("cfg", default=2.0, min=0.0, max=100.0, step=0.1, round=0.01, tooltip="CFG of the last frame."),
-                io.Int.Input("steps", default=50, min=1, max=10000, tooltip="Denoising steps."),
-                io.Combo.Input("sampler_name", options=comfy.samplers.KSampler.SAMPLERS, default="euler",
-                               tooltip="Any native sampler."),
-                io.Combo.Input("scheduler", options=comfy.samplers.KSampler.SCHEDULERS, default="karras",
-                               tooltip="Any native scheduler; karras matches the reference."),
-                io.Int.Input("seed", default=1, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True,
-                             tooltip="Seed of the initial noise and of the augmentation noise."),
+                *svd_sampling_inputs(),
             ],
             outputs=[io.Latent.Output(tooltip="The video latent; decode it with ExVideo Temporal VAE Decode.")],
         )

@@ -1,0 +1,25 @@
+"""The SVD conditioning and sampler inputs shared by every ExVideo sampling node, in one order."""
+
+import comfy.samplers
+from comfy_api.latest import io
+
+
+def svd_sampling_inputs(steps: int = 50, seed: int = 1, steps_tooltip: str = "Denoising steps.",
+                        seed_tooltip: str = "Seed of the initial noise and of the augmentation noise.") -> list:
+    """fps, motion_bucket_id, augmentation_level, min_cfg, cfg, steps, sampler_name, scheduler, seed."""
+    return [
+        io.Int.Input("fps", default=30, min=1, max=1024, tooltip="Frame-rate conditioning (the model gets fps - 1)."),
+        io.Int.Input("motion_bucket_id", default=127, min=1, max=1023, tooltip="More motion with higher values."),
+        io.Float.Input("augmentation_level", default=0.02, min=0.0, max=10.0, step=0.01,
+                       tooltip="Noise added to the conditioning image; more frees the video from it."),
+        io.Float.Input("min_cfg", default=2.0, min=0.0, max=100.0, step=0.1, round=0.01,
+                       tooltip="CFG of the first frame; it ramps linearly to 'cfg' at the last frame."),
+        io.Float.Input("cfg", default=2.0, min=0.0, max=100.0, step=0.1, round=0.01, tooltip="CFG of the last frame."),
+        io.Int.Input("steps", default=steps, min=1, max=10000, tooltip=steps_tooltip),
+        io.Combo.Input("sampler_name", options=comfy.samplers.KSampler.SAMPLERS, default="euler",
+                       tooltip="Any native sampler."),
+        io.Combo.Input("scheduler", options=comfy.samplers.KSampler.SCHEDULERS, default="karras",
+                       tooltip="Any native scheduler; karras matches the reference."),
+        io.Int.Input("seed", default=seed, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True,
+                     tooltip=seed_tooltip),
+    ]
