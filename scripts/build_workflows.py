@@ -48,6 +48,31 @@ GRAPHS = {
         (8, "ExVideoTemporalDecode", {}, {"vae": (2, 2), "samples": (7, 0)}),
         (9, "ExVideoSaveMP4", {"filename_prefix": "ExVideo/native_nodes"}, {"images": (8, 0)}),
     ],
+    "exvideo_two_pass_refine": [
+        (1, "LoadImage", {"image": SAMPLE_IMAGE}, {}),
+        (2, "ExVideoCheckpointLoader", {"ckpt_name": SVD, "exvideo_name": EXVIDEO}, {}),
+        (3, "ExVideoSampler", {}, {"model": (2, 0), "clip_vision": (2, 1), "vae": (2, 2), "image": (1, 0)}),
+        (4, "ExVideoLatentPostProcess", {}, {"samples": (3, 0)}),
+        (5, "ExVideoTemporalDecode", {}, {"vae": (2, 2), "samples": (4, 0)}),
+        (6, "ExVideoRefine", {}, {"model": (2, 0), "clip_vision": (2, 1), "vae": (2, 2), "images": (5, 0),
+                                  "image": (1, 0)}),
+        (7, "ExVideoLatentPostProcess", {}, {"samples": (6, 0)}),
+        (8, "ExVideoTemporalDecode", {}, {"vae": (2, 2), "samples": (7, 0)}),
+        (9, "ExVideoSaveMP4", {"filename_prefix": "ExVideo/refined"}, {"images": (8, 0)}),
+    ],
+    # 128 + 2 x (72 - 8) = 256 frames from a 128-frame extension.
+    "exvideo_256_frames_continuation": [
+        (1, "LoadImage", {"image": SAMPLE_IMAGE}, {}),
+        (2, "ExVideoCheckpointLoader", {"ckpt_name": SVD, "exvideo_name": EXVIDEO}, {}),
+        (3, "ExVideoSampler", {}, {"model": (2, 0), "clip_vision": (2, 1), "vae": (2, 2), "image": (1, 0)}),
+        (4, "ExVideoContinue", {"frames": 72, "overlap_frames": 8, "seed": 2},
+         {"model": (2, 0), "clip_vision": (2, 1), "vae": (2, 2), "previous": (3, 0)}),
+        (5, "ExVideoContinue", {"frames": 72, "overlap_frames": 8, "seed": 3},
+         {"model": (2, 0), "clip_vision": (2, 1), "vae": (2, 2), "previous": (4, 0)}),
+        (6, "ExVideoLatentPostProcess", {}, {"samples": (5, 0)}),
+        (7, "ExVideoTemporalDecode", {}, {"vae": (2, 2), "samples": (6, 0)}),
+        (8, "ExVideoSaveMP4", {"filename_prefix": "ExVideo/256_frames"}, {"images": (7, 0)}),
+    ],
 }
 
 

@@ -20,7 +20,11 @@ SMALL = {
     "ExVideoSampler": {"width": SIZE, "height": SIZE, "frames": FRAMES, "steps": STEPS},
     "SVD_img2vid_Conditioning": {"width": SIZE, "height": SIZE, "video_frames": FRAMES},
     "KSampler": {"steps": STEPS},
+    "ExVideoRefine": {"width": SIZE, "height": SIZE, "steps": STEPS},
+    "ExVideoContinue": {"frames": FRAMES, "overlap_frames": 2, "steps": STEPS},
 }
+# Frames each workflow writes at the sizes above.
+EXPECTED_FRAMES = {"exvideo_256_frames_continuation": FRAMES + 2 * (FRAMES - 2)}
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +44,8 @@ def small_prompt(path: pathlib.Path, object_info: dict) -> dict:
     return prompt
 
 
-TESTED_HERE = ["exvideo_image_to_video", "exvideo_image_to_video_native_nodes"]
+TESTED_HERE = ["exvideo_image_to_video", "exvideo_image_to_video_native_nodes", "exvideo_two_pass_refine",
+               "exvideo_256_frames_continuation"]
 TESTED_ELSEWHERE: set[str] = set()  # workflows whose end-to-end test lives in another module
 
 
@@ -51,7 +56,7 @@ def test_example_workflow_writes_a_video(comfy_server, models, name):
     outputs = client.run(prompt, timeout=900)
     (video,) = [f for f in comfy_server.output_files(outputs) if f.suffix == ".mp4"]
     frames, fps = read_video(video)
-    assert frames.shape == (FRAMES, SIZE, SIZE, 3)
+    assert frames.shape == (EXPECTED_FRAMES.get(name, FRAMES), SIZE, SIZE, 3)
     assert fps == pytest.approx(30)
     client.free_memory()
 
