@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import os
 import pathlib
 import sys
-import threading
 import time
 
 import torch
@@ -26,16 +26,23 @@ def setup_paths() -> None:
         comfy.cli_args.args.cpu = True
 
 
-def _rss_bytes() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+def _status_bytes(field: str) -> int:
+    for line in pathlib.Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no {field} in /proc/self/status")
 
 
 class PeakMemory:
-    """Peak memory above the level at entry: CUDA allocator statistics, or sampled RSS on a CPU."""
+    """Peak memory above the level at entry: CUDA allocator statistics, or the process's RSS high-water mark.
 
-    def __init__(self, device: torch.device, interval_s: float = 0.002):
-        self.device, self.interval_s = device, interval_s
+    On a CPU the kernel's VmHWM is reset to the current RSS at entry (Linux
+    `/proc/self/clear_refs`), after returning freed heap pages to the system,
+    which would otherwise hide the measured call's own allocations.
+    """
+
+    def __init__(self, device: torch.device):
+        self.device = device
         self.peak = 0
 
     def __enter__(self):
@@ -45,30 +52,22 @@ class PeakMemory:
             torch.cuda.reset_peak_memory_stats()
             self._start = torch.cuda.memory_allocated()
         else:
-            self._start = _rss_bytes()
-            self._high = self._start
-            self._running = True
-            self._thread = threading.Thread(target=self._sample, daemon=True)
-            self._thread.start()
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+            self._start = _status_bytes("VmRSS")
+            pathlib.Path("/proc/self/clear_refs").write_text("5")
         return self
-
-    def _sample(self):
-        while self._running:
-            self._high = max(self._high, _rss_bytes())
-            time.sleep(self.interval_s)
 
     def __exit__(self, *exc):
         if self.device.type == "cuda":
             torch.cuda.synchronize()
             self.peak = torch.cuda.max_memory_allocated() - self._start
         else:
-            self._running = False
-            self._thread.join()
-            self.peak = max(self._high, _rss_bytes()) - self._start
+            self.peak = _status_bytes("VmHWM") - self._start
 
     @staticmethod
     def method(device: torch.device) -> str:
-        return "torch.cuda.max_memory_allocated" if device.type == "cuda" else "sampled RSS (2 ms)"
+        return ("torch.cuda.max_memory_allocated above the allocation at entry" if device.type == "cuda"
+                else "process RSS high-water mark (VmHWM, reset at entry) above RSS at entry")
 
 
 def timed(fn, device: torch.device, repeats: int = 2):

@@ -15,40 +15,22 @@ with glibc).
 """
 
 import argparse
-import ctypes
-import gc
 import json
-import pathlib
 import subprocess
 import sys
 import time
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+import torch
+
+from common import REPO_ROOT, PeakMemory, setup_paths
+
 METHODS = ("ours", "diffsynth", "native")
 WINDOW, OVERLAP = 8, 4
 DIFFSYNTH_SCALE = 0.18215  # DiffSynth's latents are ComfyUI's times its decoder's scaling factor
 
 
-def _setup_paths() -> None:
-    sys.path[:0] = [str(REPO_ROOT / ".comfyui"), str(REPO_ROOT), str(REPO_ROOT / "tests")]
-    import torch
-
-    import comfy.cli_args
-
-    if not torch.cuda.is_available():
-        comfy.cli_args.args.cpu = True
-
-
-def _resident_kib(field: str) -> int:
-    for line in pathlib.Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no {field} in /proc/self/status")
-
-
 def _decoder(method: str, dtype):
     """(decode function of latents (t 4 h w) in ComfyUI's scale, the device it computes on)."""
-    import torch
 
     import comfy.model_management
     from exvideo_core.temporal_decode import temporal_decode
@@ -67,33 +49,21 @@ def _decoder(method: str, dtype):
 
 def measure(method: str, frames: int, height: int, width: int, dtype_name: str) -> dict:
     """One measurement, in this process."""
-    import torch
 
     dtype = getattr(torch, dtype_name)
     decode, device = _decoder(method, dtype)
     samples = torch.randn(frames, 4, height // 8, width // 8, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         decode(samples[:2])
-        gc.collect()
-        cuda = device.type == "cuda"
-        if cuda:
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-            before = torch.cuda.memory_allocated()
-        else:
-            # Pages the warm-up freed stay resident in malloc's heap and would hide the decode's own.
-            ctypes.CDLL("libc.so.6").malloc_trim(0)
-            before = _resident_kib("VmRSS") * 1024
-            pathlib.Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
-        start = time.perf_counter()
-        video = decode(samples)
-        if cuda:
-            torch.cuda.synchronize()
-        seconds = time.perf_counter() - start
-        peak = torch.cuda.max_memory_allocated() if cuda else _resident_kib("VmHWM") * 1024
+        with PeakMemory(device) as memory:
+            start = time.perf_counter()
+            video = decode(samples)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            seconds = time.perf_counter() - start
     # The output counts towards the peak only where it is measured.
     output_bytes = video.numel() * video.element_size() if video.device.type == device.type else 0
-    return {"method": method, "frames": frames, "seconds": seconds, "peak_bytes": peak - before,
+    return {"method": method, "frames": frames, "seconds": seconds, "peak_bytes": memory.peak,
             "output_bytes": output_bytes, "device": str(device)}
 
 
@@ -112,7 +82,7 @@ def main() -> None:
     args = parser.parse_args()
 
     if args.child:
-        _setup_paths()
+        setup_paths()
         print(json.dumps(measure(args.child[0], int(args.child[1]), args.height, args.width, args.dtype)))
         return
 
@@ -130,8 +100,7 @@ def main() -> None:
                   file=sys.stderr, flush=True)
 
     device = next(iter(results.values()))["device"]
-    how = ("torch.cuda.max_memory_allocated above the allocation before the decode" if device.startswith("cuda")
-           else "process RSS high-water mark (VmHWM) above RSS before the decode, fresh process each")
+    how = PeakMemory.method(torch.device(device)) + ", a fresh process per measurement"
     print(f"\nSVD VAE decode, full-size random weights, {args.width}x{args.height} px, {args.dtype}, {device}; "
           f"ours and DiffSynth: window {WINDOW}, stride {WINDOW - OVERLAP}")
     print(f"peak memory: {how}\n")
