@@ -14,11 +14,11 @@ import json
 import os
 import pathlib
 import struct
-import tempfile
 
 import safetensors.torch
 import torch
 
+from .atomic_file import atomic_write
 from .errors import CheckpointError
 
 _MAX_HEADER_BYTES = 100 * 1024 * 1024
@@ -85,11 +85,4 @@ def save(tensors: dict[str, torch.Tensor], path: str | os.PathLike, metadata: di
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     contiguous = {k: v.detach().contiguous() for k, v in tensors.items()}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        safetensors.torch.save_file(contiguous, tmp, metadata=metadata)
-        os.replace(tmp, path)
-    except BaseException:
-        pathlib.Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda tmp: safetensors.torch.save_file(contiguous, str(tmp), metadata=metadata))

@@ -16,7 +16,6 @@ import contextlib
 import math
 import os
 import pathlib
-import tempfile
 from fractions import Fraction
 from typing import Callable, Iterator, NamedTuple
 
@@ -26,6 +25,7 @@ import folder_paths
 import numpy as np
 import torch
 
+from .atomic_file import atomic_write
 from .errors import ExVideoError
 
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".gif", ".mov", ".avi", ".mkv", ".m4v")
@@ -97,32 +97,15 @@ def contact_sheet(frames: torch.Tensor, columns: int = 8, max_frames: int = 32) 
 
 # ---------------------------------------------------------------- atomic files
 
-def _temp_beside(path: pathlib.Path) -> pathlib.Path:
+def _atomic_write(path: str | os.PathLike, write: Callable[[pathlib.Path], object]):
+    """`atomic_file.atomic_write`, with the folder checked first and OS errors named for the user."""
+    path = pathlib.Path(path)
     if not path.parent.is_dir():
         raise VideoWriteError(f"Cannot write {path}: {path.parent} is not an existing folder.")
     try:
-        # Same folder, so the final rename cannot cross filesystems; same suffix, as FFmpeg picks the container by it.
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+        return atomic_write(path, write)
     except OSError as e:
         raise VideoWriteError(f"Cannot write {path}: {e.strerror or e} (is the folder writable?).") from e
-    os.close(fd)
-    return pathlib.Path(tmp)
-
-
-def _atomic_write(path: str | os.PathLike, write: Callable[[pathlib.Path], object]):
-    """Runs `write(temp_path)` and renames the result to `path`; on any failure or interrupt, removes the temp."""
-    path = pathlib.Path(path)
-    tmp = _temp_beside(path)
-    try:
-        result = write(tmp)
-        try:
-            os.replace(tmp, path)
-        except OSError as e:
-            raise VideoWriteError(f"Cannot write {path}: {e.strerror or e}.") from e
-        return result
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def write_png(image: np.ndarray, path: str | os.PathLike) -> None:

@@ -27,6 +27,12 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 COMFYUI = pathlib.Path(os.environ.get("COMFYUI_PATH", REPO_ROOT / ".comfyui")).resolve()
 sys.path[:0] = [str(COMFYUI), str(REPO_ROOT), str(REPO_ROOT / "tests")]
 
+import comfy.cli_args  # noqa: E402
+
+# The fixtures import comfy.model_management, which picks its device on import.
+if not torch.cuda.is_available():
+    comfy.cli_args.args.cpu = True
+
 from fixtures import workflows  # noqa: E402
 from fixtures.comfy_server import start_comfy_server  # noqa: E402
 

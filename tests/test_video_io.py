@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 
 import comfy.model_management
-from exvideo_core import video_io
+from exvideo_core import atomic_file, video_io
 from exvideo_core.video_io import VideoError, VideoReadError, VideoWriteError
 from fixtures.pack import load_pack_nodes
 
@@ -250,16 +250,13 @@ def test_folder_that_is_a_file_is_reported(tmp_path):
         video_io.write_mp4(gray_levels(2), tmp_path / "taken" / "clip.mp4", 8)
 
 
-@pytest.mark.parametrize("step", ["mkstemp", "replace"])
+@pytest.mark.parametrize("step", ["open", "replace"])
 def test_unwritable_folder_is_reported(tmp_path, monkeypatch, step):
     # Tests run as root, which ignores chmod: fail the filesystem calls the way a read-only folder does.
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    if step == "mkstemp":
-        monkeypatch.setattr(video_io.tempfile, "mkstemp", refuse)
-    else:
-        monkeypatch.setattr(video_io.os, "replace", refuse)
+    monkeypatch.setattr(atomic_file.os, step, refuse)
     with pytest.raises(VideoWriteError, match=r"clip\.mp4: Permission denied"):
         video_io.write_mp4(gray_levels(2), tmp_path / "clip.mp4", 8)
     assert listing(tmp_path) == []
@@ -510,3 +507,13 @@ def test_native_nodes_interoperate(nodes_video, comfy_dirs):
     frames = nodes_video.ExVideoLoadVideo.execute("levels.mp4", 1, 0, 0).args[0]
     comfy_nodes.SaveImage().save_images(frames, filename_prefix="frames")
     assert sorted(p.name for p in output.glob("frames_*.png")) == [f"frames_{i:05}_.png" for i in (1, 2, 3)]
+
+
+def test_saved_files_get_the_usual_permissions(tmp_path):
+    previous = os.umask(0o022)
+    try:
+        path = tmp_path / "perm.mp4"
+        video_io.write_mp4(torch.rand(2, 16, 16, 3), path, fps=10)
+    finally:
+        os.umask(previous)
+    assert path.stat().st_mode & 0o777 == 0o644
