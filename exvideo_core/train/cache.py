@@ -1,0 +1,97 @@
+"""Encoded clips: what the trainer consumes, computed once per clip.
+
+The VAE and CLIP vision encoders are only needed here; training reads the
+cache, so a long run (or every process of a distributed one) never holds
+them. Latents are stored as ComfyUI's VAE returns them (unscaled); the
+trainer applies the latent scale it is configured with (see `objective`).
+The conditioning latent of frame 0 is `latents[0]`, as in DiffSynth's
+example: SVD's VAE encoder works frame by frame.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from typing import Callable, Iterable, Sequence
+
+import torch
+
+from .. import safetensors_io
+from ..errors import CheckpointError
+from .dataset import DatasetError, VideoClip, motion_bucket, motion_score
+
+_FORMAT = "exvideo_clip_cache/1"
+
+
+@dataclasses.dataclass(frozen=True)
+class EncodedClip:
+    name: str
+    latents: torch.Tensor  # (t c h w) VAE latents of every frame, unscaled, fp32
+    image_embeds: torch.Tensor  # (1 d) CLIP vision embedding of frame 0
+    motion_bucket_id: int
+    motion_score: float
+
+    @property
+    def num_frames(self) -> int:
+        return self.latents.shape[0]
+
+
+@torch.no_grad()
+def encode_clip(clip: VideoClip, vae, clip_vision, motion_bucket_id: int | None = None) -> EncodedClip:
+    """`vae`: ComfyUI VAE (encode takes IMAGE in [0, 1]); `clip_vision`: ComfyUI CLIP vision model."""
+    frames = clip.frames[..., :3]
+    latents = vae.encode(frames).float().cpu()
+    image_embeds = clip_vision.encode_image(frames[:1]).image_embeds.float().cpu()
+    score = motion_score(frames)
+    bucket = motion_bucket(score) if motion_bucket_id is None else motion_bucket_id
+    return EncodedClip(clip.name, latents, image_embeds, bucket, score)
+
+
+def encode_clips(clips: Iterable[VideoClip], vae, clip_vision, motion_bucket_id: int | None = None,
+                 progress: Callable[[int], None] | None = None) -> list[EncodedClip]:
+    """Encode every clip; `motion_bucket_id` fixes the bucket instead of measuring each clip's motion.
+
+    `progress(clips_done)` is called after each clip; an exception it raises
+    (ComfyUI's interrupt) stops the encoding.
+    """
+    encoded = []
+    for clip in clips:
+        encoded.append(encode_clip(clip, vae, clip_vision, motion_bucket_id))
+        if progress is not None:
+            progress(len(encoded))
+    if not encoded:
+        raise DatasetError("no training clip could be made: every video was unreadable or shorter than a clip "
+                           "(see the warnings above); lower num_frames or frame_stride, or add longer videos")
+    return encoded
+
+
+def fingerprint(clips: Sequence[EncodedClip]) -> str:
+    """Identifies a cache by its clips' names, shapes and buckets (not values), to check a resume."""
+    entries = [(c.name, list(c.latents.shape), list(c.image_embeds.shape), c.motion_bucket_id) for c in clips]
+    return hashlib.sha256(json.dumps(entries).encode()).hexdigest()[:16]
+
+
+def save_clip_cache(clips: Sequence[EncodedClip], path: str | os.PathLike) -> None:
+    tensors, entries = {}, []
+    for index, clip in enumerate(clips):
+        tensors[f"clip.{index}.latents"] = clip.latents
+        tensors[f"clip.{index}.image_embeds"] = clip.image_embeds
+        entries.append({"name": clip.name, "motion_bucket_id": clip.motion_bucket_id,
+                        "motion_score": clip.motion_score})
+    safetensors_io.save(tensors, path, {"format": _FORMAT, "clips": json.dumps(entries)})
+
+
+def load_clip_cache(path: str | os.PathLike) -> list[EncodedClip]:
+    tensors, metadata = safetensors_io.load(path)
+    name = os.path.basename(os.fspath(path))
+    if metadata.get("format") != _FORMAT:
+        raise CheckpointError(f"{name} is not an ExVideo clip cache (made by encode_clips + save_clip_cache)")
+    try:
+        entries = json.loads(metadata["clips"])
+        return [EncodedClip(entry["name"], tensors[f"clip.{i}.latents"], tensors[f"clip.{i}.image_embeds"],
+                            int(entry["motion_bucket_id"]), float(entry["motion_score"]))
+                for i, entry in enumerate(entries)]
+    except (KeyError, TypeError, ValueError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{name} is a damaged clip cache ({type(e).__name__}: {e})") from None

@@ -1,0 +1,110 @@
+"""A post-tuning run's resumable state, in one safetensors file.
+
+Tensors (all fp32):
+    exvideo.<key>             the extension as trained so far (ExVideo keys)
+    lora.<key>                the LoRA (LoRA mode; ComfyUI LoRA keys)
+    optim.<name>.<field>      AdamW's moment estimates per trained tensor
+    ema.<name>                the EMA (when on)
+Metadata (JSON strings): the config, the step and loss history, the
+optimizer's scalars (per-tensor step counts), the fp16 loss scaler, the
+extension's own metadata and the data fingerprint.
+
+Nothing is pickled, so a state file is as safe to open as a model file, and
+the write is atomic (temporary file, then rename): an interrupt during a
+save leaves the previous state intact.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+import torch
+
+from .. import safetensors_io
+from ..errors import CheckpointError
+from ..weights import ExVideoWeights, from_state_dict
+from .config import TrainConfig
+
+FORMAT = "exvideo_train_state/1"
+_SECTIONS = ("exvideo.", "lora.", "optim.", "ema.")
+
+
+@dataclasses.dataclass
+class TrainState:
+    config: TrainConfig
+    step: int  # optimizer steps done
+    losses: list[float]  # one per step done
+    weights: ExVideoWeights
+    lora: dict[str, torch.Tensor] | None
+    optimizer: dict[str, dict[str, torch.Tensor]]  # trained tensor name -> AdamW state (step, exp_avg, exp_avg_sq)
+    ema: dict[str, torch.Tensor] | None
+    scaler: dict | None  # torch.amp.GradScaler.state_dict() under fp16 autocast
+    data: str  # fingerprint of the clips it was trained on
+
+
+def save_state(state: TrainState, path: str | os.PathLike) -> None:
+    tensors = {"exvideo." + k: v for k, v in state.weights.tensors.items()}
+    tensors.update({"lora." + k: v for k, v in (state.lora or {}).items()})
+    tensors.update({"ema." + k: v for k, v in (state.ema or {}).items()})
+    scalars = {}
+    for name, fields in state.optimizer.items():
+        for field, value in fields.items():
+            if value.ndim == 0:
+                scalars.setdefault(name, {})[field] = value.item()
+            else:
+                tensors[f"optim.{name}.{field}"] = value
+    tensors = {k: v.detach().to(device="cpu", dtype=torch.float32) for k, v in tensors.items()}
+    metadata = {
+        "format": FORMAT,
+        "config": state.config.to_json(),
+        "progress": json.dumps({"step": state.step, "losses": state.losses}),
+        "optimizer_scalars": json.dumps(scalars),
+        "optimizer_tensors": json.dumps(sorted(state.optimizer)),
+        "scaler": json.dumps(state.scaler),
+        "extension_metadata": json.dumps(state.weights.metadata),
+        "data": state.data,
+        "has_lora": json.dumps(state.lora is not None),
+        "has_ema": json.dumps(state.ema is not None),
+    }
+    safetensors_io.save(tensors, path, metadata)
+
+
+def load_state(path: str | os.PathLike) -> TrainState:
+    tensors, metadata = safetensors_io.load(path)
+    name = os.path.basename(os.fspath(path))
+    if metadata.get("format") != FORMAT:
+        raise CheckpointError(f"{name} is not an ExVideo training state (expected format {FORMAT!r}, "
+                              f"found {metadata.get('format')!r})")
+    sections = {prefix: {k.removeprefix(prefix): v for k, v in tensors.items() if k.startswith(prefix)}
+                for prefix in _SECTIONS}
+    try:
+        config = TrainConfig.from_json(metadata["config"])
+        progress = json.loads(metadata["progress"])
+        scalars = json.loads(metadata["optimizer_scalars"])
+        optimizer = {tensor_name: {} for tensor_name in json.loads(metadata["optimizer_tensors"])}
+        for key, value in sections["optim."].items():
+            tensor_name, field = key.rsplit(".", 1)
+            optimizer[tensor_name][field] = value
+        for tensor_name, fields in scalars.items():
+            optimizer[tensor_name].update({k: torch.tensor(v, dtype=torch.float32) for k, v in fields.items()})
+        state = TrainState(
+            config=config,
+            step=int(progress["step"]),
+            losses=[float(x) for x in progress["losses"]],
+            weights=from_state_dict(sections["exvideo."], json.loads(metadata["extension_metadata"]), source=name),
+            lora=sections["lora."] if json.loads(metadata["has_lora"]) else None,
+            optimizer=optimizer,
+            ema=sections["ema."] if json.loads(metadata["has_ema"]) else None,
+            scaler=json.loads(metadata["scaler"]),
+            data=metadata["data"],
+        )
+    except CheckpointError:
+        raise
+    except (KeyError, TypeError, ValueError) as e:  # including TrainConfigError and JSON errors
+        raise CheckpointError(f"{name} is a damaged ExVideo training state ({type(e).__name__}: {e})") from None
+    if len(state.losses) != state.step:
+        raise CheckpointError(f"{name} is a damaged ExVideo training state: {len(state.losses)} losses for "
+                              f"{state.step} steps")
+    return state

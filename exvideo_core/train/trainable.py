@@ -1,0 +1,188 @@
+"""What a post-tuning run trains, and the ComfyUI clone it trains through.
+
+The trained tensors are fp32 master copies owned by the trainer, whatever
+the MODEL's dtype, and they reach the model only through a clone's patches:
+
+- the clone is `apply_exvideo(model, weights)`, so the temporal tensors are
+  the extension's ("set" weight patches) and every temporal block is an
+  ExVideo block (object patch);
+- the ExVideo blocks are re-wrapped around the trainer's own fp32 position
+  tables and convs, trained in place;
+- each trained temporal tensor is a ComfyUI weight wrapper (the mechanism of
+  comfy_extras/nodes_train.py): `full` replaces the weight with the master
+  copy, `lora` adds ComfyUI's LoraDiff to the extension's weight.
+
+So the base MODEL is never written: ComfyUI restores it when the clone is
+unloaded, as after any patched sampling, and a reload mid-run (ComfyUI
+freeing memory) re-applies the same trained tensors.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import torch
+
+import comfy.model_patcher
+from comfy.weight_adapter import WeightAdapterTrainBase
+
+from .. import layout
+from ..layout import CONV_BIAS, CONV_WEIGHT, TABLE, TEMPORAL_BLOCKS
+from ..patch import apply_exvideo
+from ..temporal_block import ExVideoVideoTransformer, FramePositionTable, positional_conv
+from ..weights import ExVideoWeights, from_state_dict
+from . import lora as lora_lib
+
+
+class MasterWeight(WeightAdapterTrainBase):
+    """A weight wrapper that replaces the model's tensor by a trained fp32 one, cast to the compute dtype."""
+
+    def __init__(self, value: torch.Tensor):
+        super().__init__()
+        self.weight = torch.nn.Parameter(value.detach().to(torch.float32, copy=True))
+
+    def __call__(self, weight: torch.Tensor) -> torch.Tensor:
+        return self.weight.to(dtype=weight.dtype, device=weight.device)
+
+    def passive_memory_usage(self) -> int:
+        return self.weight.numel() * self.weight.element_size()
+
+
+def _autograd_copy(tensor: torch.Tensor) -> torch.Tensor:
+    # Inside a node the MODEL was loaded in inference mode, and autograd refuses
+    # to save such tensors for the backward pass. ComfyUI's ops copy a weight or
+    # bias that has wrappers before running them, and during training that copy
+    # is an ordinary tensor: so every frozen layer gets this no-op wrapper.
+    return tensor
+
+
+def layer_tensor_keys(model: comfy.model_patcher.ModelPatcher) -> list[str]:
+    """Keys of the weights and biases of all the UNet's ComfyUI ops layers (those that take weight wrappers)."""
+    keys = []
+    for name, module in model.get_model_object("diffusion_model").named_modules():
+        # Skip the position conv of an ExVideo block some other clone may have patched in.
+        if not hasattr(module, "weight_function") or name.endswith("." + CONV_WEIGHT.rsplit(".", 1)[0]):
+            continue
+        keys.extend(f"{layout.MODEL_PREFIX}{name}.{tensor}" for tensor in ("weight", "bias")
+                    if getattr(module, tensor, None) is not None)
+    return keys
+
+
+class TrainableExtension:
+    """The trained tensors of one run, by name (`parameters()`), and how they patch a MODEL.
+
+    Names are those of the files they end up in: ExVideo keys
+    (`diffusion_model.<block>.<tensor>`) and, for LoRA, the LoRA file's keys.
+    """
+
+    mode: str
+
+    def __init__(self, weights: ExVideoWeights, device: torch.device):
+        self.start = weights
+        self.tables = {block: FramePositionTable(weights.table(block).to(device, torch.float32, copy=True))
+                       for block in TEMPORAL_BLOCKS}
+        self.convs = {}
+        for block in TEMPORAL_BLOCKS:
+            conv_weight, conv_bias = weights.conv(block)
+            self.convs[block] = positional_conv(conv_weight.shape[0], conv_weight, conv_bias, dtype=torch.float32,
+                                                device=device)
+
+    def _position_parameters(self) -> dict[str, torch.nn.Parameter]:
+        named = {}
+        for block in TEMPORAL_BLOCKS:
+            named[block.comfy_prefix + TABLE] = self.tables[block].weight
+            named[block.comfy_prefix + CONV_WEIGHT] = self.convs[block].weight
+            named[block.comfy_prefix + CONV_BIAS] = self.convs[block].bias
+        return named
+
+    def parameters(self) -> dict[str, torch.nn.Parameter]:
+        raise NotImplementedError
+
+    def _weight_wrappers(self) -> dict[str, WeightAdapterTrainBase]:
+        """Model weight key -> the wrapper that trains it."""
+        raise NotImplementedError
+
+    def patch(self, model: comfy.model_patcher.ModelPatcher) -> comfy.model_patcher.ModelPatcher:
+        """A clone of `model` that computes with the trained tensors."""
+        patched = apply_exvideo(model, self.start)
+        for block in TEMPORAL_BLOCKS:
+            key = layout.MODEL_PREFIX + block.comfy_name
+            patched.add_object_patch(key, ExVideoVideoTransformer.wrap(
+                patched.get_model_object(key), self.tables[block], self.convs[block]))
+        wrappers = self._weight_wrappers()
+        for key in layer_tensor_keys(model):
+            if key not in wrappers:
+                patched.add_weight_wrapper(key, _autograd_copy)
+        for key, wrapper in wrappers.items():
+            patched.add_weight_wrapper(key, wrapper)
+        return patched
+
+    def weights(self, values: Mapping[str, torch.Tensor] | None = None) -> ExVideoWeights:
+        """The extension the run has made so far; `values` (same names as `parameters()`) override, e.g. EMA."""
+        raise NotImplementedError
+
+    def _metadata(self) -> dict[str, str]:
+        return {**self.start.metadata, "exvideo.source": "exvideo post-tuning", "exvideo.train_mode": self.mode}
+
+
+def _cpu_fp32(values: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to(device="cpu", dtype=torch.float32, copy=True) for k, v in values.items()}
+
+
+class FullTemporal(TrainableExtension):
+    """Every tensor of the 16 temporal attention blocks: the 30 temporal ones, the table and the conv."""
+
+    mode = "full"
+
+    def __init__(self, weights: ExVideoWeights, device: torch.device):
+        super().__init__(weights, device)
+        self.masters = {key: MasterWeight(value).to(device) for key, value in weights.temporal_tensors()}
+
+    def parameters(self) -> dict[str, torch.nn.Parameter]:
+        named = {key: master.weight for key, master in self.masters.items()}
+        named.update(self._position_parameters())
+        return dict(sorted(named.items()))
+
+    def _weight_wrappers(self) -> dict[str, WeightAdapterTrainBase]:
+        return dict(self.masters)
+
+    def weights(self, values: Mapping[str, torch.Tensor] | None = None) -> ExVideoWeights:
+        values = self.parameters() if values is None else values
+        return from_state_dict(_cpu_fp32(values), self._metadata(), source="the trained extension")
+
+
+class TemporalLoRA(TrainableExtension):
+    """LoRA on the temporal linears (see `lora.LORA_MODULES`) plus the full table and conv."""
+
+    mode = "lora"
+
+    def __init__(self, weights: ExVideoWeights, device: torch.device, rank: int, alpha: float, seed: int,
+                 lora: Mapping[str, torch.Tensor] | None = None):
+        """`lora`: a LoRA state dict (ours) to continue from, whose rank and alpha then apply; otherwise
+        fresh no-op adapters of `rank` and `alpha`."""
+        super().__init__(weights, device)
+        if lora is None:
+            self.adapters = lora_lib.new_adapters(weights, rank, alpha, seed, device)
+        else:
+            self.adapters = lora_lib.adapters_from_state_dict(lora, device)
+        self.alpha = lora_lib.adapters_alpha(self.adapters)
+
+    def parameters(self) -> dict[str, torch.nn.Parameter]:
+        named = lora_lib.factors(self.adapters)
+        named.update(self._position_parameters())
+        return dict(sorted(named.items()))
+
+    def _weight_wrappers(self) -> dict[str, WeightAdapterTrainBase]:
+        return {path + ".weight": adapter for path, adapter in self.adapters.items()}
+
+    def weights(self, values: Mapping[str, torch.Tensor] | None = None) -> ExVideoWeights:
+        """The starting temporal tensors with the trained table and conv; the LoRA goes in its own file."""
+        values = self.parameters() if values is None else values
+        tensors = dict(self.start.tensors)
+        tensors.update(_cpu_fp32({k: v for k, v in values.items() if k in tensors}))
+        return from_state_dict(tensors, self._metadata(), source="the trained extension")
+
+    def lora_state_dict(self, values: Mapping[str, torch.Tensor] | None = None,
+                        dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
+        values = self.parameters() if values is None else values
+        return lora_lib.lora_state_dict(values, self.alpha, dtype)
