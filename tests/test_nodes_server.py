@@ -117,3 +117,18 @@ def _sampling(comfy_server, prompt_id: str) -> bool:
     """True once the server log shows the sampler's progress bar for the running prompt."""
     running = comfy_server.client.queue_state()["queue_running"]
     return any(item[1] == prompt_id for item in running) and "1/200" in comfy_server.log_text()
+
+
+def test_join_clips_node(comfy_server):
+    """Two latent clips whose second starts with the first's last 2 frames become one 8-frame video."""
+    import safetensors.torch
+
+    prompt = {
+        "1": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 6}},
+        "2": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 4}},
+        "3": {"class_type": "ExVideoJoinLatents", "inputs": {"a": ["1", 0], "b": ["2", 0], "overlap_frames": 2}},
+        "4": {"class_type": "SaveLatent", "inputs": {"samples": ["3", 0], "filename_prefix": "nodes/joined"}},
+    }
+    comfy_server.client.run(prompt, timeout=120)
+    (saved,) = (comfy_server.output_dir / "nodes").glob("joined_*.latent")
+    assert safetensors.torch.load_file(saved)["latent_tensor"].shape == (8, 4, 8, 8)
