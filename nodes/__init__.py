@@ -5,7 +5,7 @@ from typing_extensions import override
 from comfy_api.latest import ComfyExtension, io
 
 from . import (model_folders, nodes_continuation, nodes_decode, nodes_latent, nodes_loaders, nodes_refine,
-               nodes_sampler, nodes_video)
+               nodes_sampler, nodes_train, nodes_video)
 
 model_folders.register()
 
@@ -17,6 +17,7 @@ NODES: list[type[io.ComfyNode]] = [
     *nodes_latent.NODES,
     *nodes_decode.NODES,
     *nodes_video.NODES,
+    *nodes_train.NODES,
 ]
 
 

@@ -110,10 +110,12 @@ class Trainer:
     def resume(cls, model: comfy.model_patcher.ModelPatcher, clips: Sequence[EncodedClip],
                path: str | os.PathLike, steps: int | None = None) -> "Trainer":
         """Continue the run saved at `path`; `steps` raises (or lowers) its total."""
-        state = load_state(path)
-        config = state.config if steps is None else dataclasses.replace(state.config, steps=steps)
-        trainer = cls(model, clips, config, state.weights, state.lora)
-        trainer._restore(state)
+        # Nodes run in inference mode; tensors the optimizer will update in place must be ordinary ones.
+        with torch.inference_mode(False):
+            state = load_state(path)
+            config = state.config if steps is None else dataclasses.replace(state.config, steps=steps)
+            trainer = cls(model, clips, config, state.weights, state.lora)
+            trainer._restore(state)
         return trainer
 
     # ------------------------------------------------------------------ training

@@ -1,0 +1,208 @@
+"""Post-tuning from the graph: training clips, the trainer, its loss curve, and saving the extension."""
+
+import os
+
+import cv2
+import numpy as np
+import torch
+
+import comfy.utils
+import folder_paths
+from comfy_api.latest import io
+
+from exvideo_core import save_exvideo
+from exvideo_core.train import TrainConfig, Trainer, VideoClipDataset, encode_clips
+from exvideo_core.video_io import resolve_inside, save_path
+
+from .types import ExVideo
+
+TrainingClips = io.Custom("EXVIDEO_CLIPS")
+LossHistory = io.Custom("EXVIDEO_LOSS")
+STATE_FOLDER = "exvideo_training"
+
+
+class ExVideoTrainingClips(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="ExVideoTrainingClips",
+            display_name="ExVideo Training Clips",
+            category="ExVideo/training",
+            description="Cuts videos into clips of consecutive frames (resized and centre-cropped) and encodes "
+                        "them once: VAE latents, the first frame's CLIP embedding and its motion bucket.",
+            inputs=[
+                io.Vae.Input("vae", tooltip="SVD's VAE."),
+                io.ClipVision.Input("clip_vision", tooltip="SVD's image encoder."),
+                io.String.Input("video_folder", default="",
+                                tooltip="A folder of videos (mp4, webm, gif, mov) inside ComfyUI's input folder; "
+                                        "empty to train on 'images' instead."),
+                io.Int.Input("frames", default=128, min=2, max=4096,
+                             tooltip="Frames per clip: the length the extension learns (128 in the reference). "
+                                     "Shorter videos are skipped with a warning."),
+                io.Int.Input("width", default=512, min=16, max=8192, step=8, tooltip="Clip width in pixels."),
+                io.Int.Input("height", default=512, min=16, max=8192, step=8, tooltip="Clip height in pixels."),
+                io.Int.Input("frame_stride", default=1, min=1, max=100, tooltip="Take every n-th frame."),
+                io.Int.Input("motion_bucket_id", default=0, min=0, max=1023,
+                             tooltip="0 measures each clip's motion as the reference does; otherwise this bucket."),
+                io.Image.Input("images", optional=True,
+                               tooltip="Frames of one video (an IMAGE batch), used when video_folder is empty."),
+            ],
+            outputs=[TrainingClips.Output(display_name="clips")],
+        )
+
+    @classmethod
+    def execute(cls, vae, clip_vision, video_folder, frames, width, height, frame_stride, motion_bucket_id,
+                images=None) -> io.NodeOutput:
+        if video_folder:
+            folder = resolve_inside(folder_paths.get_input_directory(), video_folder)
+            dataset = VideoClipDataset.from_folder(folder, frames, width, height, frame_stride)
+        elif images is not None:
+            dataset = VideoClipDataset.from_images(images, frames, width, height, frame_stride)
+        else:
+            raise ValueError("ExVideo Training Clips needs a video_folder or an images input.")
+        # An upper bound: videos too short for a clip are skipped while encoding.
+        bar = comfy.utils.ProgressBar(len(dataset.sources) * dataset.clips_per_video)
+        clips = encode_clips(dataset, vae, clip_vision, motion_bucket_id or None,
+                             progress=lambda done: bar.update_absolute(done))
+        return io.NodeOutput(clips)
+
+
+class ExVideoTrain(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="ExVideoTrain",
+            display_name="ExVideo Post-Tune",
+            category="ExVideo/training",
+            description="Post-tunes SVD's temporal modules on the clips (the ExVideo recipe: AdamW, Karras sigmas, "
+                        "x0 loss). The MODEL itself is not changed. Interrupting saves a resumable state under "
+                        "output/exvideo_training/<run_name>.",
+            inputs=[
+                io.Model.Input("model", tooltip="SVD (Image Only Checkpoint Loader); not an ExVideo-patched one."),
+                TrainingClips.Input("clips", tooltip="From ExVideo Training Clips."),
+                io.Int.Input("steps", default=100, min=1, max=10_000_000, tooltip="Optimizer steps in all."),
+                io.Combo.Input("mode", options=["full", "lora"], default="full",
+                               tooltip="full: every temporal tensor (the reference); lora: low-rank adapters on "
+                                       "the temporal linears, with the position table and conv trained fully."),
+                io.Float.Input("learning_rate", default=1e-5, min=1e-8, max=1.0, step=1e-6, round=1e-8,
+                               tooltip="AdamW learning rate; 1e-5 in the reference (full mode)."),
+                io.Int.Input("lora_rank", default=16, min=1, max=1024, tooltip="LoRA rank (lora mode)."),
+                io.Float.Input("lora_alpha", default=16.0, min=0.01, max=1024.0, step=0.5, tooltip="LoRA alpha."),
+                io.Int.Input("grad_accumulation", default=1, min=1, max=1024, tooltip="Clips per optimizer step."),
+                io.Boolean.Input("gradient_checkpointing", default=True,
+                                 tooltip="Recompute activations in the backward pass: far less memory, ~30% slower."),
+                io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF,
+                             tooltip="Seed of the clip order, sigmas and noise."),
+                io.String.Input("run_name", default="exvideo_run",
+                                tooltip="Name of the resumable state file; an existing state of this name is "
+                                        "resumed when 'resume' is on."),
+                io.Boolean.Input("resume", default=True, tooltip="Continue the saved run of this name if there is one."),
+                ExVideo.Input("exvideo", optional=True,
+                              tooltip="An extension to start from; default: a fresh one from the model."),
+            ],
+            outputs=[
+                io.Model.Output(display_name="model", tooltip="The model with the trained extension applied."),
+                ExVideo.Output(display_name="exvideo", tooltip="The trained extension (LoRA merged in lora mode)."),
+                LossHistory.Output(display_name="loss", tooltip="The loss of every step, for ExVideo Loss Plot."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, model, clips, steps, mode, learning_rate, lora_rank, lora_alpha, grad_accumulation,
+                gradient_checkpointing, seed, run_name, resume, exvideo=None) -> io.NodeOutput:
+        state_dir = os.path.join(folder_paths.get_output_directory(), STATE_FOLDER)
+        os.makedirs(state_dir, exist_ok=True)
+        state_path = resolve_inside(state_dir, f"{run_name}.state.safetensors")
+        if resume and os.path.exists(state_path):
+            trainer = Trainer.resume(model, clips, state_path, steps=steps)
+        else:
+            config = TrainConfig(steps=steps, mode=mode, learning_rate=learning_rate, lora_rank=lora_rank,
+                                 lora_alpha=lora_alpha, grad_accumulation=grad_accumulation,
+                                 gradient_checkpointing=gradient_checkpointing, seed=seed)
+            trainer = Trainer(model, clips, config, weights=exvideo)
+        bar = comfy.utils.ProgressBar(steps)
+        result = trainer.train(progress=lambda step, total, loss: bar.update_absolute(step, total),
+                               state_path=state_path)
+        return io.NodeOutput(trainer.patched_model(), trainer.weights(), list(result.losses))
+
+
+class ExVideoLossPlot(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="ExVideoLossPlot",
+            display_name="ExVideo Loss Plot",
+            category="ExVideo/training",
+            description="Draws the training loss per step (and its running mean) as an image; connect a Preview "
+                        "Image node to see it.",
+            inputs=[
+                LossHistory.Input("loss", tooltip="From ExVideo Post-Tune."),
+                io.Int.Input("width", default=768, min=128, max=4096, tooltip="Plot width in pixels."),
+                io.Int.Input("height", default=384, min=96, max=4096, tooltip="Plot height in pixels."),
+            ],
+            outputs=[io.Image.Output(tooltip="The plot (1 h w 3).")],
+        )
+
+    @classmethod
+    def execute(cls, loss, width, height) -> io.NodeOutput:
+        return io.NodeOutput(torch.from_numpy(loss_plot(loss, width, height)).float()[None] / 255.0)
+
+
+def loss_plot(losses: list[float], width: int, height: int) -> np.ndarray:
+    """(h w 3) uint8 RGB: the losses in grey, their running mean (window 10) in blue, min/max labelled."""
+    canvas = np.full((height, width, 3), 255, np.uint8)
+    margin = 40
+    if not losses:
+        cv2.putText(canvas, "no steps", (margin, height // 2), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 1)
+        return canvas
+    values = np.asarray(losses, np.float64)
+    window = min(10, len(values))
+    mean = np.convolve(values, np.ones(window) / window, mode="valid")
+    low, high = float(values.min()), float(values.max())
+    span = high - low or 1.0
+
+    def points(series: np.ndarray, offset: int) -> np.ndarray:
+        x = margin + (np.arange(len(series)) + offset) * (width - 2 * margin) / max(len(values) - 1, 1)
+        y = height - margin - (series - low) / span * (height - 2 * margin)
+        return np.stack([x, y], axis=1).round().astype(np.int32)
+
+    cv2.rectangle(canvas, (margin, margin), (width - margin, height - margin), (200, 200, 200), 1)
+    cv2.polylines(canvas, [points(values, 0)], False, (160, 160, 160), 1, cv2.LINE_AA)
+    cv2.polylines(canvas, [points(mean, window - 1)], False, (40, 90, 220), 2, cv2.LINE_AA)
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    cv2.putText(canvas, f"{high:.4g}", (4, margin + 4), font, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(canvas, f"{low:.4g}", (4, height - margin), font, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(canvas, f"step {len(values)}", (width - margin - 60, height - 12), font, 0.4, (0, 0, 0), 1,
+                cv2.LINE_AA)
+    return canvas
+
+
+class ExVideoSaveExtension(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="ExVideoSaveExtension",
+            display_name="Save ExVideo Extension",
+            category="ExVideo/training",
+            description="Saves an extension as .safetensors in the output folder (a counter is appended, nothing "
+                        "is overwritten). Move it to models/exvideo to load it with Apply ExVideo.",
+            inputs=[
+                ExVideo.Input("exvideo", tooltip="The trained extension."),
+                io.String.Input("filename_prefix", default="exvideo/ExVideo-custom",
+                                tooltip="Name inside the output folder; may hold subfolders."),
+                io.Combo.Input("layout", options=["diffsynth", "comfyui"], default="diffsynth",
+                               tooltip="diffsynth: the released layout, loadable by DiffSynth-Studio too; "
+                                       "comfyui: ComfyUI's tensor names."),
+            ],
+            outputs=[],
+            is_output_node=True,
+        )
+
+    @classmethod
+    def execute(cls, exvideo, filename_prefix, layout) -> io.NodeOutput:
+        target = save_path(folder_paths.get_output_directory(), filename_prefix, ".safetensors")
+        save_exvideo(exvideo, target.path, layout=layout)
+        return io.NodeOutput()
+
+
+NODES = [ExVideoTrainingClips, ExVideoTrain, ExVideoLossPlot, ExVideoSaveExtension]
