@@ -12,6 +12,7 @@ from comfy_api.latest import io
 
 from exvideo_core import save_exvideo
 from exvideo_core.train import TrainConfig, Trainer, VideoClipDataset, encode_clips
+from exvideo_core.train.lora import LORA_DTYPES, check_lora, save_lora
 from exvideo_core.video_io import resolve_inside, save_path
 
 from .types import ExVideo
@@ -102,8 +103,13 @@ class ExVideoTrain(io.ComfyNode):
             ],
             outputs=[
                 io.Model.Output(display_name="model", tooltip="The model with the trained extension applied."),
-                ExVideo.Output(display_name="exvideo", tooltip="The trained extension (LoRA merged in lora mode)."),
+                ExVideo.Output(display_name="exvideo",
+                               tooltip="The trained extension. In lora mode it holds the trained position tables "
+                                       "and convs but not the LoRA: apply it first, then the lora output."),
                 LossHistory.Output(display_name="loss", tooltip="The loss of every step, for ExVideo Loss Plot."),
+                io.LoraModel.Output(display_name="lora",
+                                    tooltip="lora mode: the trained LoRA (for Save ExVideo LoRA, or Load LoRA Model "
+                                            "on the model patched with the exvideo output); full mode: empty."),
             ],
         )
 
@@ -123,7 +129,9 @@ class ExVideoTrain(io.ComfyNode):
         bar = comfy.utils.ProgressBar(steps)
         result = trainer.train(progress=lambda step, total, loss: bar.update_absolute(step, total),
                                state_path=state_path)
-        return io.NodeOutput(trainer.patched_model(), trainer.weights(), list(result.losses))
+        # trainer.config, not the mode input: a resumed run keeps its saved mode.
+        lora = trainer.lora_state_dict() if trainer.config.mode == "lora" else {}
+        return io.NodeOutput(trainer.patched_model(), trainer.weights(), list(result.losses), lora)
 
 
 class ExVideoLossPlot(io.ComfyNode):
@@ -205,4 +213,37 @@ class ExVideoSaveExtension(io.ComfyNode):
         return io.NodeOutput()
 
 
-NODES = [ExVideoTrainingClips, ExVideoTrain, ExVideoLossPlot, ExVideoSaveExtension]
+class ExVideoSaveLoRA(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="ExVideoSaveLoRA",
+            display_name="Save ExVideo LoRA",
+            category="ExVideo/training",
+            description="Saves the LoRA of a lora-mode post-tuning run as a ComfyUI LoRA .safetensors in the output "
+                        "folder (a counter is appended, nothing is overwritten). Move it to models/loras; "
+                        "LoraLoaderModelOnly applies it on top of the extension saved from the same run.",
+            inputs=[
+                io.LoraModel.Input("lora", tooltip="The lora output of ExVideo Post-Tune (mode 'lora')."),
+                io.String.Input("filename_prefix", default="loras/ExVideo-lora",
+                                tooltip="Name inside the output folder; may hold subfolders."),
+                io.Combo.Input("dtype", options=list(LORA_DTYPES), default="fp32",
+                               tooltip="Precision of the LoRA factors: fp32 reproduces the trained model exactly; "
+                                       "fp16 and bf16 halve the file and round the factors."),
+                ExVideo.Input("exvideo", optional=True,
+                              tooltip="The exvideo output of the same run: its length, steps and fingerprint are "
+                                      "recorded in the file's metadata so the pair can be matched."),
+            ],
+            outputs=[],
+            is_output_node=True,
+        )
+
+    @classmethod
+    def execute(cls, lora, filename_prefix, dtype, exvideo=None) -> io.NodeOutput:
+        check_lora(lora)  # before any folder is made for it
+        target = save_path(folder_paths.get_output_directory(), filename_prefix, ".safetensors")
+        save_lora(lora, target.path, dtype, extension=exvideo)
+        return io.NodeOutput()
+
+
+NODES = [ExVideoTrainingClips, ExVideoTrain, ExVideoLossPlot, ExVideoSaveExtension, ExVideoSaveLoRA]

@@ -52,9 +52,10 @@ def test_video_folder_must_stay_inside_the_input_folder(train_nodes, comfy_dirs)
 def test_train_plot_and_save(train_nodes, clips, comfy_dirs):
     model = build_svd_model(SMALL_UNET_CONFIG, seed=0)
     with torch.inference_mode():
-        patched, weights, losses = train_nodes.ExVideoTrain.execute(
+        patched, weights, losses, lora = train_nodes.ExVideoTrain.execute(
             model, clips, 2, "full", 1e-4, 4, 4.0, 1, True, 0, "node_run", True).result
     assert len(losses) == 2 and all(torch.isfinite(torch.tensor(losses)))
+    assert lora == {}  # full mode: everything trained is in the extension
     assert weights.num_frames == CLIP_FRAMES
     assert (comfy_dirs / "output" / "exvideo_training" / "node_run.state.safetensors").is_file()
     assert patched is not model

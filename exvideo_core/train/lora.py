@@ -10,12 +10,15 @@ the extension's tensor. The exported file uses the generic key format that
     diffusion_model.<block>.<module>.alpha             ()
 
 so 'LoraLoaderModelOnly' applies it after 'Apply ExVideo', and `merge_lora`
-folds it into an extension with ComfyUI's own `calculate_weight`.
+folds it into an extension with ComfyUI's own `calculate_weight`. `save_lora`
+writes such a file, with metadata naming the extension it belongs on.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
+import os
 from typing import Mapping
 
 import torch
@@ -23,9 +26,10 @@ import torch
 import comfy.lora
 from comfy.weight_adapter.lora import LoRAAdapter, LoraDiff
 
-from ..errors import CheckpointError
-from ..layout import TEMPORAL_BLOCKS
-from ..weights import ExVideoWeights, from_state_dict
+from .. import safetensors_io
+from ..errors import CheckpointError, ExVideoError
+from ..layout import TABLE, TEMPORAL_BLOCKS
+from ..weights import FORMAT_VERSION, ExVideoWeights, from_state_dict
 from .seeding import generator
 
 # The linears of one temporal attention block that get adapters; norms,
@@ -119,3 +123,54 @@ def merge_lora(weights: ExVideoWeights, lora: Mapping[str, torch.Tensor], streng
         tensors[key] = comfy.lora.calculate_weight([(strength, patch, 1.0, None, None)], merged, key)
     metadata = {**weights.metadata, "exvideo.source": "merged LoRA"}
     return from_state_dict(tensors, metadata, source="the merged extension")
+
+
+LORA_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+REQUIRES = ("Apply on top of the ExVideo extension saved from the same post-tuning run (Apply ExVideo, then "
+            "LoraLoaderModelOnly at strength 1.0): the run trained that extension's position tables and convs "
+            "together with this LoRA, so with any other extension it does not reproduce the trained model.")
+
+
+def check_lora(lora: Mapping[str, torch.Tensor]) -> None:
+    """Refuse anything but a complete LoRA of ExVideo's temporal linears (as `lora_state_dict` makes)."""
+    if not lora:
+        raise ExVideoError("this LoRA is empty: the run trained in full mode, where every trained tensor is in the "
+                           "exvideo output. Save that with Save ExVideo Extension, or train with mode 'lora'.")
+    expected = {path + suffix for path in lora_targets() for suffix in (UP, DOWN, ".alpha")}
+    unknown, missing = sorted(set(lora) - expected), sorted(expected - set(lora))
+    if unknown or missing:
+        raise CheckpointError(f"this is not a LoRA of ExVideo's temporal layers (from ExVideo Post-Tune in lora "
+                              f"mode): {len(unknown)} unknown tensors (e.g. {unknown[:2]}), {len(missing)} missing "
+                              f"(e.g. {missing[:2]})")
+
+
+def extension_fingerprint(weights: ExVideoWeights) -> str:
+    """A short hash of the extension's position tables (trained in every mode), to tell runs apart."""
+    digest = hashlib.sha256()
+    for block in TEMPORAL_BLOCKS:
+        digest.update(weights.tensors[block.comfy_prefix + TABLE].to(torch.float32).contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def save_lora(lora: Mapping[str, torch.Tensor], path: str | os.PathLike, dtype: str = "fp32",
+              extension: ExVideoWeights | None = None) -> None:
+    """Write a trained LoRA as a ComfyUI LoRA file (atomically), factors in `dtype` ('fp32', 'fp16', 'bf16').
+
+    The metadata says it belongs on the extension of the same run; with
+    `extension` it also records that extension's length, steps and fingerprint.
+    """
+    check_lora(lora)
+    if dtype not in LORA_DTYPES:
+        raise ExVideoError(f"dtype must be one of {sorted(LORA_DTYPES)}, got {dtype!r}")
+    # alpha is read with .item(); it stays fp32, exact whatever the factors' dtype.
+    tensors = {key: value.detach().to("cpu", torch.float32 if key.endswith(".alpha") else LORA_DTYPES[dtype])
+               for key, value in lora.items()}
+    first = lora_targets()[0]
+    metadata = {"exvideo.format_version": FORMAT_VERSION, "exvideo.kind": "lora", "exvideo.requires": REQUIRES,
+                "exvideo.lora_rank": str(tensors[first + DOWN].shape[0]),
+                "exvideo.lora_alpha": str(tensors[first + ".alpha"].item()), "exvideo.lora_dtype": dtype}
+    if extension is not None:
+        metadata.update({"exvideo.extension_num_frames": str(extension.num_frames),
+                         "exvideo.extension_training_steps": extension.metadata.get("exvideo.training_steps", "0"),
+                         "exvideo.extension_fingerprint": extension_fingerprint(extension)})
+    safetensors_io.save(tensors, path, metadata)
