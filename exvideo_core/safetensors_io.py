@@ -48,12 +48,17 @@ def read_header(path: pathlib.Path) -> tuple[dict, dict[str, str]]:
     if not isinstance(header, dict):
         raise CheckpointError(f"{path.name} has a corrupt safetensors header (not a table of tensors).")
     metadata = header.pop("__metadata__", None) or {}
+    if not isinstance(metadata, dict):
+        raise CheckpointError(f"{path.name} has a corrupt safetensors header (its metadata is not a table).")
     data_size = size - 8 - header_len
     for name, info in header.items():
         try:
             start, end = info["data_offsets"]
         except (TypeError, KeyError, ValueError):
             raise CheckpointError(f"{path.name} has a corrupt entry for tensor {name!r}.") from None
+        # The JSON may hold any value here: integers only (not bools, which Python compares as ints).
+        if not all(type(offset) is int for offset in (start, end)):
+            raise CheckpointError(f"{path.name} has a corrupt entry for tensor {name!r} (offsets {[start, end]}).")
         if not 0 <= start <= end <= data_size:
             raise CheckpointError(
                 f"{path.name} is truncated or corrupt: tensor {name!r} ends at byte {end} of the data "
