@@ -28,6 +28,9 @@ from .errors import ExVideoError, FrameCountError
 # Children that belong to the ExVideo wrapper itself, not to the base block.
 _OWN_CHILDREN = ("time_pos_table", "time_pos_conv")
 
+# The positional conv's reflect padding needs 2x2 features in the deepest block, 8x below the latent.
+MIN_LATENT_SIZE = 16
+
 
 class FramePositionTable(torch.nn.Module):
     """Learned frame-position inputs, one row per frame: (N, C)."""
@@ -120,7 +123,8 @@ class ExVideoVideoTransformer(SpatialVideoTransformer):
             raise ExVideoError(
                 f"ExVideo's positional conv needs at least 2 frames and a 2x2 feature map in every temporal "
                 f"block, but got {num_frames} frame(s) of {h}x{w} here. Use at least 2 frames and a latent of "
-                f"at least 16x16 (an image of 128x128 pixels or more).")
+                f"at least {MIN_LATENT_SIZE}x{MIN_LATENT_SIZE} (an image of {8 * MIN_LATENT_SIZE}x"
+                f"{8 * MIN_LATENT_SIZE} pixels or more).")
         frame_emb = self.time_pos_embed(self.time_pos_table(num_frames, like=x))  # (t c)
 
         for index, (block, mix_block) in enumerate(zip(self.transformer_blocks, self.time_stack)):

@@ -16,8 +16,8 @@ import comfy.model_management
 import comfy.sd
 
 from exvideo_core import apply_exvideo, new_exvideo
-from exvideo_core.train import (TrainConfig, Trainer, TrainingDivergedError, denoising_error, load_state,
-                                merge_lora)
+from exvideo_core.train import (DatasetError, TrainConfig, Trainer, TrainingDivergedError, denoising_error,
+                                load_state, merge_lora)
 from exvideo_core.train import trainer as trainer_module
 from fixtures.svd_models import SMALL_UNET_CONFIG, apply_model_direct, build_svd_model
 from fixtures.train_data import CLIP_FRAMES, training_clips
@@ -227,6 +227,12 @@ def _corrupt_loss(monkeypatch, on_call: int, corrupt):
         return corrupt(value) if len(calls) == on_call else value
 
     monkeypatch.setattr(trainer_module, "denoising_loss", loss)
+
+
+def test_clips_too_small_for_the_positional_conv_are_refused_before_training(base, clips):
+    small = [dataclasses.replace(clip, latents=clip.latents[..., :8, :8]) for clip in clips]
+    with pytest.raises(DatasetError, match=r"8x8 latents \(64x64 pixels\).*128x128 pixels or larger"):
+        Trainer(base, small, FULL)
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_weights(base, clips, tmp_path, monkeypatch):

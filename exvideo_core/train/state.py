@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import pathlib
 
 import torch
 
@@ -69,6 +70,19 @@ def save_state(state: TrainState, path: str | os.PathLike) -> None:
         "has_ema": json.dumps(state.ema is not None),
     }
     safetensors_io.save(tensors, path, metadata)
+
+
+def read_state_config(path: str | os.PathLike) -> tuple[TrainConfig, int]:
+    """The config and step count of a saved run, from the file's header alone (no tensor is read)."""
+    _, metadata = safetensors_io.read_header(pathlib.Path(path))
+    name = os.path.basename(os.fspath(path))
+    if metadata.get("format") != FORMAT:
+        raise CheckpointError(f"{name} is not an ExVideo training state (expected format {FORMAT!r}, "
+                              f"found {metadata.get('format')!r})")
+    try:
+        return TrainConfig.from_json(metadata["config"]), int(json.loads(metadata["progress"])["step"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{name} is a damaged ExVideo training state ({type(e).__name__}: {e})") from None
 
 
 def load_state(path: str | os.PathLike) -> TrainState:

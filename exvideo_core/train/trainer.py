@@ -36,6 +36,7 @@ import comfy.utils
 
 from ..errors import ExVideoError
 from ..patch import apply_exvideo, check_model, new_exvideo
+from ..temporal_block import MIN_LATENT_SIZE
 from ..weights import ExVideoWeights
 from . import distributed
 from .cache import EncodedClip, fingerprint
@@ -77,6 +78,13 @@ class Trainer:
         check_model(model)
         if not clips:
             raise DatasetError("there are no clips to train on")
+        small = [clip for clip in clips if min(clip.latents.shape[-2:]) < MIN_LATENT_SIZE]
+        if small:
+            h, w = small[0].latents.shape[-2:]
+            raise DatasetError(
+                f"{len(small)} clip(s), e.g. {small[0].name}, have {h}x{w} latents ({8 * w}x{8 * h} pixels); "
+                f"ExVideo's positional conv needs latents of at least {MIN_LATENT_SIZE}x{MIN_LATENT_SIZE}: make "
+                f"the clips {8 * MIN_LATENT_SIZE}x{8 * MIN_LATENT_SIZE} pixels or larger")
         if lora is not None and config.mode != "lora":
             raise ExVideoError(f"a LoRA to continue was given, but the mode is {config.mode!r}; use mode='lora'")
         self.model, self.config = model, config
@@ -239,6 +247,11 @@ class Trainer:
             return denoising_loss(patched, clip, sigma, noise, self.config)
 
     # ------------------------------------------------------------------ results
+
+    @property
+    def data_fingerprint(self) -> str:
+        """Identifies the clips (names, shapes, buckets) the run trains on."""
+        return self._data
 
     def weights(self, ema: bool = False) -> ExVideoWeights:
         """The extension trained so far (in LoRA mode: the starting temporal tensors, trained table and conv)."""
