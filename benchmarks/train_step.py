@@ -1,0 +1,265 @@
+"""One post-tuning step: our Trainer vs DiffSynth's ExVideo training step, and ours with vs without checkpointing.
+
+Full-size SVD-XT UNet with the same random weights on every side
+(tests/fixtures/svd_models.py, seed 0) and the same random ExVideo extension
+(N-row table, fp16 like the released file), one T-frame clip, fp32 weights.
+
+  diffsynth    DiffSynth 1.1.9 `SVDUNet(add_positional_conv=N)`, its example's
+               step (examples/ExVideo/ExVideo_svd_train.py): every parameter of
+               the 16 `TemporalAttentionBlock`s trained, the rest frozen,
+               `use_gradient_checkpointing=True`, x0 loss reweighted by
+               sqrt(1 + sigma^2) / sigma, AdamW
+  ours         `Trainer`, full mode (the same 528 tensors), gradient checkpointing
+  ours-nockpt  the same without gradient checkpointing
+  ours-lora    `Trainer`, LoRA mode (rank 16; table and conv in full), checkpointing
+
+Every configuration runs in a fresh process, one at a time; there it takes a
+warm-up step (which also creates AdamW's state), then `--steps` timed steps
+(time: the median). Both sides draw sample k's sigma and noise the same way
+(the trainer's seeded generators), so their warm-up losses must agree.
+
+    .venv/bin/python benchmarks/train_step.py                   # CPU-sized defaults (T=8, 16x16 latent)
+    .venv/bin/python benchmarks/train_step.py --frames 128 --latent 64 --autocast bf16   # the real recipe, GPU
+
+Memory: "resident" is what the process holds between steps once warm (model,
+trained tensors, AdamW state); "step" is the peak of a step above that
+(gradients, activations, temporaries), which is what the memory goals
+compare; "total" = resident + step. On CUDA: torch.cuda allocator
+statistics; on CPU: RSS and its high-water mark (VmHWM, reset before each
+step; Linux with glibc).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+
+from common import REPO_ROOT, PeakMemory, _status_bytes, setup_paths
+
+CONFIGS = {
+    "diffsynth": "DiffSynth SVDUNet step, checkpointing",
+    "ours": "ours, full, checkpointing",
+    "ours-nockpt": "ours, full, no checkpointing",
+    "ours-lora": "ours, LoRA r16, checkpointing",
+}
+SEED = 0
+MOTION_BUCKET = 127
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class StepMeter:
+    """Times each step after the first and measures its memory above what the process holds before it."""
+
+    def __init__(self, device: torch.device, steps: int):
+        self.device, self.steps = device, steps
+        self.losses, self.seconds, self.resident, self.peaks = [], [], [], []
+        self._memory = None
+
+    def step_done(self, step: int, loss: float) -> None:
+        """Call after step `step` (1-based) with its loss; step 1 is the warm-up."""
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+        if self._memory is not None:
+            self.seconds.append(time.perf_counter() - self._start)
+            self._memory.__exit__(None, None, None)
+            self.peaks.append(self._memory.peak)
+            self._memory = None
+        self.losses.append(loss)
+        if step <= self.steps:
+            self._memory = PeakMemory(self.device).__enter__()  # collects garbage and trims the heap first
+            self.resident.append(torch.cuda.memory_allocated() if self.device.type == "cuda"
+                                 else _status_bytes("VmRSS"))
+            self._start = time.perf_counter()
+
+    def result(self) -> dict:
+        return {"seconds": statistics.median(self.seconds), "resident": max(self.resident),
+                "step_peak": max(self.peaks), "warmup_loss": self.losses[0], "losses": self.losses}
+
+
+def _clip(frames: int, latent: int):
+    from exvideo_core.train.cache import EncodedClip
+
+    g = torch.Generator().manual_seed(SEED)
+    latents = torch.randn(frames, 4, latent, latent, generator=g)  # VAE latents, unscaled
+    return EncodedClip("benchmark", latents, torch.randn(1, 1024, generator=g), MOTION_BUCKET, 0.0)
+
+
+def _extension(table: int) -> dict:
+    from fixtures.exvideo_files import FULL, random_exvideo_state_dict
+
+    return random_exvideo_state_dict(table, seed=1, dtype=torch.float16, **FULL)
+
+
+def _train_config(args, **changes):
+    from exvideo_core.train import TrainConfig
+
+    # DiffSynth's latent scale, so both sides see the very same x0 and the losses can be compared.
+    return TrainConfig(steps=1 + args.steps, latent_scale="diffsynth", autocast=args.autocast, seed=SEED, **changes)
+
+
+def run_ours(args, meter: StepMeter, **changes) -> int:
+    """Our Trainer through its public `train`; returns the number of trained values."""
+    from exvideo_core import load_exvideo
+    from exvideo_core.train import Trainer
+    from fixtures.svd_models import FULL_UNET_CONFIG, build_svd_model
+
+    trainer = Trainer(build_svd_model(FULL_UNET_CONFIG, seed=0), [_clip(args.frames, args.latent)],
+                      _train_config(args, **changes), weights=load_exvideo(_extension(args.table)))
+    trainer.train(progress=lambda step, total, loss: meter.step_done(step, loss))
+    return sum(p.numel() for p in trainer.parameters.values())
+
+
+def run_diffsynth(args, meter: StepMeter, device: torch.device) -> int:
+    """DiffSynth's example step on its SVDUNet: same weights, trained set, sample draws and loss."""
+    from diffsynth.models.svd_unet import TemporalAttentionBlock
+    from diffsynth.schedulers.continuous_ode import ContinuousODEScheduler
+
+    from exvideo_core.train.objective import DIFFSYNTH_LATENT_SCALE, draw_sigma
+    from exvideo_core.train.seeding import generator
+    from fixtures.diffsynth_reference import diffsynth_unet
+    from fixtures.svd_models import FULL_UNET_CONFIG, unet_state_dict
+
+    unet = diffsynth_unet(unet_state_dict(FULL_UNET_CONFIG, seed=0), _extension(args.table)).to(device)
+    unet.train()
+    unet.requires_grad_(False)
+    trained = [p for block in unet.blocks if isinstance(block, TemporalAttentionBlock) for p in block.parameters()]
+    for parameter in trained:
+        parameter.requires_grad_(True)
+    config = _train_config(args)
+    optimizer = torch.optim.AdamW(trained, lr=config.learning_rate, weight_decay=config.weight_decay)
+    dtype = AUTOCAST_DTYPES.get(args.autocast)
+    scaler = torch.amp.GradScaler(device.type) if args.autocast == "fp16" else None
+    scheduler = ContinuousODEScheduler(num_inference_steps=1000)
+
+    clip = _clip(args.frames, args.latent)
+    latents = (clip.latents * DIFFSYNTH_LATENT_SCALE).to(device)
+    image_latent = clip.latents[:1].expand_as(clip.latents).to(device)
+    image_emb = clip.image_embeds.to(device)
+    add_time_id = torch.tensor([[config.fps - 1, MOTION_BUCKET, 0.0]], device=device)
+
+    for step in range(1 + args.steps):
+        # Sample k as our trainer draws it (one clip, no accumulation, one process: k = step).
+        rng = generator(config.seed, "sample", step)
+        sigma = draw_sigma(config, scheduler.sigmas, rng)
+        noise = torch.randn(clip.latents.shape, generator=rng).to(device)
+        timestep = scheduler.timesteps[torch.argmin((scheduler.sigmas - sigma).abs())]
+        # The example's calculate_loss, from the noisy latents on.
+        noisy = scheduler.add_noise(latents, noise, timestep)
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+            prediction = unet(torch.cat([noisy, image_latent], dim=1), timestep, image_emb, add_time_id,
+                              use_gradient_checkpointing=True)
+            x0 = scheduler.step(prediction.float(), timestep, noisy.float().clone(), to_final=True)
+            loss = torch.nn.functional.mse_loss(x0, latents * config.target_scale)
+            loss = loss * scheduler.training_weight(timestep).to(device)
+        (loss if scaler is None else scaler.scale(loss)).backward()
+        if scaler is None:
+            optimizer.step()
+        else:
+            scaler.step(optimizer)
+            scaler.update()
+        optimizer.zero_grad(set_to_none=True)
+        meter.step_done(step + 1, loss.item())
+    return sum(p.numel() for p in trained)
+
+
+def measure(config: str, args) -> dict:
+    """One configuration, in this process."""
+    import comfy.model_management
+
+    device = comfy.model_management.get_torch_device()
+    meter = StepMeter(device, args.steps)
+    if config == "diffsynth":
+        trained = run_diffsynth(args, meter, device)
+    else:
+        changes = {"ours": {}, "ours-nockpt": {"gradient_checkpointing": False}, "ours-lora": {"mode": "lora"}}
+        trained = run_ours(args, meter, **changes[config])
+    return {"config": config, "device": str(device), "trained": trained, **meter.result()}
+
+
+def _gib(size: float) -> str:
+    return f"{size / 2**30:7.2f}"
+
+
+def _goal(ratio: float, limit: float) -> str:
+    return f"{ratio:.2f} (goal <= {limit}: {'met' if ratio <= limit else 'NOT met'})"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--frames", type=int, default=8, help="T, frames of the clip (default 8)")
+    parser.add_argument("--latent", type=int, default=16, help="latent height = width (default 16: 128 px)")
+    parser.add_argument("--table", type=int, default=128, help="N, the extension's table length (default 128)")
+    parser.add_argument("--steps", type=int, default=2, help="timed steps after the warm-up step (default 2)")
+    parser.add_argument("--autocast", default=None, choices=["bf16", "fp16"],
+                        help="mixed precision on both sides (default: none, fp32)")
+    parser.add_argument("--configs", nargs="+", default=["diffsynth", "ours", "ours-nockpt"], choices=list(CONFIGS),
+                        help="what to measure (default: all but ours-lora)")
+    parser.add_argument("--child", choices=list(CONFIGS), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.table < args.frames:
+        parser.error(f"--table ({args.table}) must cover --frames ({args.frames})")
+
+    if args.child:
+        setup_paths()
+        print(json.dumps(measure(args.child, args)))
+        return
+
+    results, failed = {}, {}
+    for config in args.configs:
+        command = [sys.executable, __file__, "--child", config, "--frames", str(args.frames), "--latent",
+                   str(args.latent), "--table", str(args.table), "--steps", str(args.steps)]
+        if args.autocast:
+            command += ["--autocast", args.autocast]
+        started = time.perf_counter()
+        done = subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT)
+        if done.returncode != 0:
+            # Killed by the kernel (-9) when the machine runs out of memory; the other configurations still count.
+            failed[config] = done.returncode
+            print(f"  {config} failed (exit {done.returncode}):\n{done.stderr[-3000:]}", file=sys.stderr, flush=True)
+            continue
+        results[config] = json.loads(done.stdout.strip().splitlines()[-1])
+        r = results[config]
+        print(f"  {config:12} {r['seconds']:7.2f} s/step, resident {_gib(r['resident'])} GiB, step +"
+              f"{_gib(r['step_peak'])} GiB ({time.perf_counter() - started:.0f} s in all)", file=sys.stderr,
+              flush=True)
+
+    if not results:
+        sys.exit("every configuration failed")
+    device = torch.device(next(iter(results.values()))["device"])
+    print(f"\nOne training step, full-size SVD-XT UNet (random weights), T={args.frames}, latent "
+          f"{args.latent}x{args.latent}, N={args.table}, {args.autocast or 'fp32'}, {device}, "
+          f"threads {torch.get_num_threads()}; median of {args.steps} steps after a warm-up step")
+    print(f"memory: {PeakMemory.method(device)}, a fresh process per configuration; resident = held between "
+          f"steps (model, trained tensors, AdamW state); step = a step's peak above that (gradients, activations); "
+          f"total = resident + step\n")
+    print(f"{'configuration':38} {'trained':>8} {'s/step':>8} {'resident':>9} {'step':>8} {'total':>8} "
+          f"{'warm-up loss':>13}")
+    for config, r in results.items():
+        print(f"{CONFIGS[config]:38} {r['trained'] / 1e6:7.1f}M {r['seconds']:8.2f} {_gib(r['resident']):>9} "
+              f"{_gib(r['step_peak']):>8} {_gib(r['resident'] + r['step_peak']):>8} {r['warmup_loss']:13.6f}")
+    for config, code in failed.items():
+        print(f"{CONFIGS[config]:38} failed, exit {code}" + (" (killed: out of memory)" if code == -9 else ""))
+    print("(memory in GiB)\n")
+
+    ours, theirs, plain = results.get("ours"), results.get("diffsynth"), results.get("ours-nockpt")
+    if ours and theirs:
+        print(f"time ours / DiffSynth:                 {_goal(ours['seconds'] / theirs['seconds'], 1.0)}")
+        print(f"step memory ours / DiffSynth:          {_goal(ours['step_peak'] / theirs['step_peak'], 0.8)}")
+        total = (ours["resident"] + ours["step_peak"]) / (theirs["resident"] + theirs["step_peak"])
+        print(f"total memory ours / DiffSynth:         {total:.2f} (for information)")
+        loss_gap = abs(ours["warmup_loss"] - theirs["warmup_loss"]) / abs(theirs["warmup_loss"])
+        print(f"same warm-up loss (same computation):  {'yes' if loss_gap < 1e-3 else 'NO'} "
+              f"(relative difference {loss_gap:.1e})")
+    if ours and plain:
+        print(f"step memory checkpointing / without:   {_goal(ours['step_peak'] / plain['step_peak'], 0.5)}")
+        print(f"time checkpointing / without:          {ours['seconds'] / plain['seconds']:.2f} (for information)")
+
+
+if __name__ == "__main__":
+    main()
