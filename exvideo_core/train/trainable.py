@@ -24,6 +24,7 @@ from typing import Mapping
 import torch
 
 import comfy.model_patcher
+import comfy.utils
 from comfy.weight_adapter import WeightAdapterTrainBase
 
 from .. import layout
@@ -52,7 +53,9 @@ def _autograd_copy(tensor: torch.Tensor) -> torch.Tensor:
     # Inside a node the MODEL was loaded in inference mode, and autograd refuses
     # to save such tensors for the backward pass. ComfyUI's ops copy a weight or
     # bias that has wrappers before running them, and during training that copy
-    # is an ordinary tensor: so every frozen layer gets this no-op wrapper.
+    # is an ordinary tensor: so every frozen layer with inference tensors gets
+    # this no-op wrapper. Ordinary tensors (a MODEL loaded outside a node) need
+    # none: the copies would double the UNet in what autograd saves.
     return tensor
 
 
@@ -111,10 +114,14 @@ class TrainableExtension:
                 patched.get_model_object(key), self.tables[block], self.convs[block]))
         wrappers = self._weight_wrappers()
         for key in layer_tensor_keys(model):
-            if key not in wrappers:
+            if key not in wrappers and comfy.utils.get_attr(model.model, key).is_inference():
                 patched.add_weight_wrapper(key, _autograd_copy)
         for key, wrapper in wrappers.items():
             patched.add_weight_wrapper(key, wrapper)
+            if isinstance(wrapper, MasterWeight):
+                # The master replaces the weight whatever it holds: applying the extension's "set" patch
+                # at load would only put a second copy of every trained tensor on the device.
+                patched.patches.pop(key, None)
         return patched
 
     def weights(self, values: Mapping[str, torch.Tensor] | None = None) -> ExVideoWeights:
