@@ -203,6 +203,12 @@ class Trainer:
                 loss += sample_loss.item() / accumulation
             distributed.average_gradients(self.parameters.values())
             loss = distributed.mean(loss, self.device)
+            if not math.isfinite(loss) and self.step == 0:
+                # Nothing was updated yet, so the learning rate is not the cause: the inputs are.
+                raise TrainingDivergedError(
+                    f"ExVideo training diverged at step 1: the loss is {loss} before any update, so the MODEL or "
+                    f"the clips already produce NaN/inf (a LoRA or merge with NaN weights, a broken checkpoint or "
+                    f"VAE?). Check the model by sampling with it, then train again.", 1)
             if not math.isfinite(loss):
                 raise TrainingDivergedError(
                     f"ExVideo training diverged at step {self.step + 1}: the loss is {loss}. The tensors of step "
