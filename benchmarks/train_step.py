@@ -24,7 +24,9 @@ warm-up step (which also creates AdamW's state), then `--steps` timed steps
 Memory: "resident" is what the process holds between steps once warm (model,
 trained tensors, AdamW state); "step" is the peak of a step above that
 (gradients, activations, temporaries), which is what the memory goals
-compare; "total" = resident + step. On CUDA: torch.cuda allocator
+compare; "-grads" is the step less the trained tensors' fp32 gradients
+(activations and temporaries, what checkpointing acts on); "total" =
+resident + step. On CUDA: torch.cuda allocator
 statistics; on CPU: RSS and its high-water mark (VmHWM, reset before each
 step; Linux with glibc).
 """
@@ -182,6 +184,11 @@ def measure(config: str, args) -> dict:
     return {"config": config, "device": str(device), "trained": trained, **meter.result()}
 
 
+def _activations(result: dict) -> int:
+    """A step's peak less the fp32 gradients of the trained tensors: activations and temporaries."""
+    return result["step_peak"] - 4 * result["trained"]
+
+
 def _gib(size: float) -> str:
     return f"{size / 2**30:7.2f}"
 
@@ -237,12 +244,13 @@ def main() -> None:
           f"threads {torch.get_num_threads()}; median of {args.steps} steps after a warm-up step")
     print(f"memory: {PeakMemory.method(device)}, a fresh process per configuration; resident = held between "
           f"steps (model, trained tensors, AdamW state); step = a step's peak above that (gradients, activations); "
-          f"total = resident + step\n")
-    print(f"{'configuration':38} {'trained':>8} {'s/step':>8} {'resident':>9} {'step':>8} {'total':>8} "
-          f"{'warm-up loss':>13}")
+          f"-grads = step less the fp32 gradients; total = resident + step\n")
+    print(f"{'configuration':38} {'trained':>8} {'s/step':>8} {'resident':>9} {'step':>8} {'-grads':>8} "
+          f"{'total':>8} {'warm-up loss':>13}")
     for config, r in results.items():
         print(f"{CONFIGS[config]:38} {r['trained'] / 1e6:7.1f}M {r['seconds']:8.2f} {_gib(r['resident']):>9} "
-              f"{_gib(r['step_peak']):>8} {_gib(r['resident'] + r['step_peak']):>8} {r['warmup_loss']:13.6f}")
+              f"{_gib(r['step_peak']):>8} {_gib(_activations(r)):>8} {_gib(r['resident'] + r['step_peak']):>8} "
+              f"{r['warmup_loss']:13.6f}")
     for config, code in failed.items():
         print(f"{CONFIGS[config]:38} failed, exit {code}" + (" (killed: out of memory)" if code == -9 else ""))
     print("(memory in GiB)\n")
@@ -258,6 +266,7 @@ def main() -> None:
               f"(relative difference {loss_gap:.1e})")
     if ours and plain:
         print(f"step memory checkpointing / without:   {_goal(ours['step_peak'] / plain['step_peak'], 0.5)}")
+        print(f"  the same less the gradients:         {_activations(ours) / max(_activations(plain), 1):.2f}")
         print(f"time checkpointing / without:          {ours['seconds'] / plain['seconds']:.2f} (for information)")
 
 
