@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .errors import CheckpointError, ExVideoError, FrameCountError, IncompatibleModelError
+from .errors import CheckpointError, ExVideoError, FrameCountError, IncompatibleModelError, SaveError
 from .lazy import lazy_attributes
 
 if TYPE_CHECKING:
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CheckpointError", "ExVideoError", "ExVideoWeights", "FrameCountError", "IncompatibleModelError",
-    "apply_exvideo", "load_exvideo", "new_exvideo", "save_exvideo",
+    "SaveError", "apply_exvideo", "load_exvideo", "new_exvideo", "save_exvideo",
 ]
 
 __getattr__ = lazy_attributes(__name__, {

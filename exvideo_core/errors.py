@@ -15,3 +15,7 @@ class IncompatibleModelError(ExVideoError, ValueError):
 
 class FrameCountError(ExVideoError, ValueError):
     """A video has more frames than the extension's position table."""
+
+
+class SaveError(ExVideoError, OSError):
+    """A file could not be written (read-only folder, full disk); nothing was left under its name."""
