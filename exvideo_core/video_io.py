@@ -322,7 +322,12 @@ def save_path(output_dir: str | os.PathLike, filename_prefix: str, ext: str, com
     if os.path.basename(prefix) in ("", ".", ".."):
         raise VideoError(f"filename_prefix {filename_prefix!r} does not name a file.")
     # Passing the normalised prefix matters: with a trailing slash, ComfyUI's counter ignores existing files.
-    folder, name, counter, subfolder, _ = folder_paths.get_save_image_path(prefix, output_dir, width, height)
+    try:  # it creates the subfolders
+        folder, name, counter, subfolder, _ = folder_paths.get_save_image_path(prefix, output_dir, width, height)
+    except OSError as e:
+        raise VideoWriteError(f"Cannot create the folder of {filename_prefix!r} in {output_dir}: "
+                              f"{e.strerror or e}. Nothing was written; choose a writable output folder (or free "
+                              f"some disk space) and save again.") from e
     exts = [e.lstrip(".") for e in (ext, *companions)]
     # The counter comes from a directory listing that a case-insensitive filesystem can fool: check.
     while any(os.path.lexists(os.path.join(folder, f"{name}_{counter:05}_.{e}")) for e in exts):
