@@ -79,3 +79,12 @@ def test_save_onto_a_read_only_or_full_disk_leaves_nothing(tmpfs, options, reaso
             save_exvideo(weights, target)
         assert "Nothing was written" in str(error.value) and isinstance(error.value, OSError)
     assert files_in(folder) == before  # (an empty subfolder may remain, as ComfyUI's own saves leave)
+
+
+def test_output_subfolder_on_a_read_only_disk(tmpfs):
+    from exvideo_core.video_io import VideoWriteError, save_path
+
+    folder = tmpfs("ro,size=1m")
+    with pytest.raises(VideoWriteError, match="Read-only file system. Nothing was written"):
+        save_path(folder, "videos/clip", ".mp4")
+    assert list(folder.iterdir()) == []
