@@ -235,16 +235,23 @@ def _capacity(total: int, frame_stride: int, max_frames: int, skip_first: int) -
     return max(1, min(expected, _MAX_PREALLOCATED_FRAMES))
 
 
-def _to_rgb(bgr: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
+def _to_rgb(bgr: np.ndarray, size: tuple[int, int] | None, crop: bool) -> np.ndarray:
+    if size is not None and crop:
+        (h, w), (width, height) = bgr.shape[:2], size
+        crop_h, crop_w = (h, max(1, round(h * width / height))) if w * height > h * width else \
+            (max(1, round(w * height / width)), w)
+        top, left = (h - crop_h) // 2, (w - crop_w) // 2
+        bgr = bgr[top:top + crop_h, left:left + crop_w]
     if size is not None and (bgr.shape[1], bgr.shape[0]) != tuple(size):
         bgr = cv2.resize(bgr, tuple(size), interpolation=cv2.INTER_AREA)
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
-def _stack(frames: Iterator[np.ndarray], capacity: int, size: tuple[int, int] | None) -> torch.Tensor | None:
+def _stack(frames: Iterator[np.ndarray], capacity: int, size: tuple[int, int] | None,
+           crop: bool) -> torch.Tensor | None:
     out, count = None, 0
     for bgr in frames:
-        rgb = torch.from_numpy(_to_rgb(bgr, size))
+        rgb = torch.from_numpy(_to_rgb(bgr, size, crop))
         if out is None:
             out = torch.empty((capacity, *rgb.shape), dtype=torch.float32)
         elif count == out.shape[0]:  # the container under-reported its length
@@ -264,11 +271,12 @@ def _check_read_args(frame_stride: int, max_frames: int, skip_first: int, size) 
 
 
 def read_video(path: str | os.PathLike, frame_stride: int = 1, max_frames: int = 0, skip_first: int = 0,
-               size: tuple[int, int] | None = None) -> tuple[torch.Tensor, float]:
+               size: tuple[int, int] | None = None, crop: bool = False) -> tuple[torch.Tensor, float]:
     """Frames of a video file (mp4, webm, gif, mov, avi, ...) as an IMAGE batch, and the file's fps.
 
     Keeps frames skip_first, skip_first + frame_stride, ... up to max_frames of them (0: all).
-    `size=(width, height)` resizes every kept frame. The fps is the file's own, not divided
+    `size=(width, height)` resizes every kept frame as it is decoded, so only the small frames
+    are ever held; `crop` first cuts the centre to that aspect ratio instead of stretching. The fps is the file's own, not divided
     by the stride; 0.0 when the container does not say.
     """
     _check_read_args(frame_stride, max_frames, skip_first, size)
@@ -283,7 +291,7 @@ def read_video(path: str | os.PathLike, frame_stride: int = 1, max_frames: int =
         fps = cap.get(cv2.CAP_PROP_FPS)
         total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
         kept = _kept_frames(cap, frame_stride, max_frames, skip_first, path.name)
-        frames = _stack(kept, _capacity(total, frame_stride, max_frames, skip_first), size)
+        frames = _stack(kept, _capacity(total, frame_stride, max_frames, skip_first), size, crop)
     finally:
         cap.release()
     if frames is None:

@@ -290,6 +290,20 @@ def test_resize_on_read(ten_frames):
     assert frames.shape == (2, 8, 24, 3)
 
 
+def test_crop_on_read_keeps_the_centre_at_the_target_aspect(tmp_path):
+    # Three vertical bands, red | green | blue, in a 3:1 frame: a square crop is the green band alone.
+    frames = torch.zeros(2, 32, 96, 3)
+    for band in range(3):
+        frames[:, :, band * 32:(band + 1) * 32, band] = 1.0
+    video_io.write_mp4(frames, tmp_path / "bands.mp4", fps=10, crf=0)
+    cropped, _ = video_io.read_video(tmp_path / "bands.mp4", size=(16, 16), crop=True)
+    stretched, _ = video_io.read_video(tmp_path / "bands.mp4", size=(16, 16))
+    assert cropped.shape == stretched.shape == (2, 16, 16, 3)
+    inner = cropped[:, 2:-2, 2:-2]  # away from chroma bleeding at the band edges
+    assert inner[..., 1].min() > 0.8 and inner[..., [0, 2]].max() < 0.2
+    assert stretched[:, :, :4, 0].mean() > 0.8  # without crop the red band is still there
+
+
 def test_buffer_grows_when_the_header_under_reports(ten_frames, monkeypatch):
     monkeypatch.setattr(video_io, "_MAX_PREALLOCATED_FRAMES", 3)
     assert frame_indices(video_io.read_video(ten_frames)[0]) == list(range(10))

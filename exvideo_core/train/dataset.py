@@ -135,7 +135,9 @@ class VideoClipDataset:
         else:
             name = pathlib.Path(source).name
             try:
-                frames, _ = read_video(source, frame_stride=self.frame_stride, max_frames=wanted)
+                # Cropped and resized while decoding: a long 4K video never sits in memory at full size.
+                frames, _ = read_video(source, frame_stride=self.frame_stride, max_frames=wanted,
+                                       size=(self.width, self.height), crop=True)
             except VideoReadError as e:
                 logging.warning("ExVideo training: skipping %s: %s", name, e)
                 return
