@@ -22,6 +22,7 @@ OUT_DIR = REPO_ROOT / "example_workflows"
 SAMPLE_IMAGE = "exvideo_example.png"
 SVD = "svd_xt.safetensors"
 EXVIDEO = "ExVideo-SVD-128f-v1.safetensors"
+TRAINING_VIDEOS = "exvideo_training_videos"  # a folder in ComfyUI's input folder
 
 # name -> (title, [(id, node type, {widget: value}, {input: (source id, output slot)})])
 GRAPHS = {
@@ -72,6 +73,20 @@ GRAPHS = {
         (6, "ExVideoLatentPostProcess", {}, {"samples": (5, 0)}),
         (7, "ExVideoTemporalDecode", {}, {"vae": (2, 2), "samples": (6, 0)}),
         (8, "ExVideoSaveMP4", {"filename_prefix": "ExVideo/256_frames"}, {"images": (7, 0)}),
+    ],
+    # Post-tune on the videos in input/exvideo_training_videos, save the extension, then sample with it.
+    "exvideo_post_tuning": [
+        (1, "ImageOnlyCheckpointLoader", {"ckpt_name": SVD}, {}),
+        (2, "ExVideoTrainingClips", {"video_folder": TRAINING_VIDEOS}, {"vae": (1, 2), "clip_vision": (1, 1)}),
+        (3, "ExVideoTrain", {"steps": 1000, "run_name": "my_extension"}, {"model": (1, 0), "clips": (2, 0)}),
+        (4, "ExVideoLossPlot", {}, {"loss": (3, 2)}),
+        (5, "PreviewImage", {}, {"images": (4, 0)}),
+        (6, "ExVideoSaveExtension", {"filename_prefix": "exvideo/my_extension"}, {"exvideo": (3, 1)}),
+        (7, "LoadImage", {"image": SAMPLE_IMAGE}, {}),
+        (8, "ExVideoSampler", {}, {"model": (3, 0), "clip_vision": (1, 1), "vae": (1, 2), "image": (7, 0)}),
+        (9, "ExVideoLatentPostProcess", {}, {"samples": (8, 0)}),
+        (10, "ExVideoTemporalDecode", {}, {"vae": (1, 2), "samples": (9, 0)}),
+        (11, "ExVideoSaveMP4", {"filename_prefix": "ExVideo/post_tuned"}, {"images": (10, 0)}),
     ],
 }
 

@@ -1,15 +1,19 @@
 """Every shipped example workflow runs end to end through the real server (small sizes, random weights)."""
 
+import math
 import pathlib
 import shutil
 
 import pytest
 
-from exvideo_core.video_io import read_video
+from exvideo_core import load_exvideo
+from exvideo_core.train import load_state
+from exvideo_core.video_io import read_video, write_mp4
 from fixtures import workflows
 from fixtures.cache import REPO_ROOT
 from fixtures.exvideo_files import FULL, exvideo_checkpoint_path
 from fixtures.svd_checkpoint import svd_xt_checkpoint_path
+from fixtures.train_data import moving_square_video
 
 pytestmark = [pytest.mark.server, pytest.mark.full_size]
 
@@ -22,6 +26,8 @@ SMALL = {
     "KSampler": {"steps": STEPS},
     "ExVideoRefine": {"width": SIZE, "height": SIZE, "steps": STEPS},
     "ExVideoContinue": {"frames": FRAMES, "overlap_frames": 2, "steps": STEPS},
+    "ExVideoTrainingClips": {"frames": FRAMES, "width": SIZE, "height": SIZE},
+    "ExVideoTrain": {"steps": STEPS, "mode": "lora", "lora_rank": 4},
 }
 # Frames each workflow writes at the sizes above.
 EXPECTED_FRAMES = {"exvideo_256_frames_continuation": FRAMES + 2 * (FRAMES - 2)}
@@ -46,6 +52,7 @@ def small_prompt(path: pathlib.Path, object_info: dict) -> dict:
 
 TESTED_HERE = ["exvideo_image_to_video", "exvideo_image_to_video_native_nodes", "exvideo_two_pass_refine",
                "exvideo_256_frames_continuation"]
+TRAINING = "exvideo_post_tuning"
 TESTED_ELSEWHERE: set[str] = set()  # workflows whose end-to-end test lives in another module
 
 
@@ -61,7 +68,28 @@ def test_example_workflow_writes_a_video(comfy_server, models, name):
     client.free_memory()
 
 
+def test_the_post_tuning_workflow_trains_then_samples_with_the_result(comfy_server, models):
+    client = comfy_server.client
+    videos = comfy_server.input_dir / "exvideo_training_videos"
+    videos.mkdir(exist_ok=True)
+    write_mp4(moving_square_video(FRAMES + 2, size=SIZE), videos / "square.mp4", fps=30, crf=0)
+    prompt = small_prompt(WORKFLOW_DIR / f"{TRAINING}.json", client.object_info())
+    outputs = client.run(prompt, timeout=1800)
+    files = comfy_server.output_files(outputs)
+    (video,) = [f for f in files if f.suffix == ".mp4"]
+    assert read_video(video)[0].shape == (FRAMES, SIZE, SIZE, 3)
+    (plot,) = [f for f in files if f.suffix == ".png" and "contact" not in f.name]
+    assert plot.stat().st_size > 0
+    (extension,) = (comfy_server.output_dir / "exvideo").glob("my_extension*.safetensors")
+    trained = load_exvideo(extension)
+    assert trained.num_frames == FRAMES and trained.metadata["exvideo.training_steps"] == str(STEPS)
+    state = load_state(comfy_server.output_dir / "exvideo_training" / "my_extension.state.safetensors")
+    assert state.step == STEPS and all(math.isfinite(loss) for loss in state.losses)
+    client.free_memory()
+
+
 def test_every_shipped_workflow_is_tested():
     shipped = {p.stem for p in WORKFLOW_DIR.glob("*.json")}
     assert shipped, "no workflows found"
-    assert shipped <= set(TESTED_HERE) | TESTED_ELSEWHERE, shipped - set(TESTED_HERE) - TESTED_ELSEWHERE
+    tested = set(TESTED_HERE) | {TRAINING} | TESTED_ELSEWHERE
+    assert shipped <= tested, shipped - tested
