@@ -191,3 +191,12 @@ def test_python_m_exvideo_core_train_post_tunes_the_svd_xt_checkpoint(tmp_path, 
     assert metadata["exvideo.apply_after"] == "exvideo.safetensors"
     assert lora and all(key.startswith("diffusion_model.") for key in lora)
     assert load_state(run_dir / "state.safetensors").step == 1
+
+
+def test_the_readme_example_config_is_valid(tmp_path):
+    readme = (REPO_ROOT / "README.md").read_text()
+    (example,) = re.findall(r"```toml\n(# run\.toml.*?)```", readme, flags=re.S)
+    path = tmp_path / "run.toml"
+    path.write_text(example)
+    run = load_run_config(path)
+    assert run.train.steps == 2000 and run.data["frames"] == 128 and run.output == tmp_path / "runs/my_extension"
