@@ -12,7 +12,7 @@ from comfy_api.latest import io
 
 from exvideo_core import save_exvideo
 from exvideo_core.train import TrainConfig, Trainer, VideoClipDataset, encode_clips
-from exvideo_core.train.lora import LORA_DTYPES, check_lora, save_lora
+from exvideo_core.train.lora import LORA_DTYPES, check_lora, merge_lora, save_lora
 from exvideo_core.video_io import resolve_inside, save_path
 
 from .types import ExVideo
@@ -201,13 +201,19 @@ class ExVideoSaveExtension(io.ComfyNode):
                 io.Combo.Input("layout", options=["diffsynth", "comfyui"], default="diffsynth",
                                tooltip="diffsynth: the released layout, loadable by DiffSynth-Studio too; "
                                        "comfyui: ComfyUI's tensor names."),
+                io.LoraModel.Input("lora", optional=True,
+                                   tooltip="The lora output of the same lora-mode run, merged into the saved "
+                                           "extension so the file stands alone (e.g. for DiffSynth-Studio). "
+                                           "Leave it unconnected to save the LoRA separately."),
             ],
             outputs=[],
             is_output_node=True,
         )
 
     @classmethod
-    def execute(cls, exvideo, filename_prefix, layout) -> io.NodeOutput:
+    def execute(cls, exvideo, filename_prefix, layout, lora=None) -> io.NodeOutput:
+        if lora:  # a full-mode run's lora output is empty: nothing to merge
+            exvideo = merge_lora(exvideo, lora)
         target = save_path(folder_paths.get_output_directory(), filename_prefix, ".safetensors")
         save_exvideo(exvideo, target.path, layout=layout)
         return io.NodeOutput()

@@ -88,6 +88,17 @@ def test_saved_lora_on_saved_extension_reproduces_the_trained_model(pack, folder
     assert (without_lora - expected).abs().max() > 100 * RELATIVE_TOLERANCE * scale, "the LoRA must matter"
 
 
+def test_extension_saved_with_the_lora_merged_stands_alone(pack, folders, run):
+    model, trained, exvideo, lora = run
+    pack["nodes_train"].ExVideoSaveExtension.execute(exvideo, "exvideo/merged", "diffsynth", lora)
+    (path,) = (folders / "exvideo").glob("merged_*.safetensors")
+    with torch.inference_mode():
+        (loaded,) = pack["nodes_loaders"].ExVideoLoader.execute(path.name, 0).result
+        (applied,) = pack["nodes_loaders"].ApplyExVideoWeights.execute(model, loaded).result
+    expected = output(trained)
+    assert (output(applied) - expected).abs().max() <= RELATIVE_TOLERANCE * expected.abs().max()
+
+
 def test_lora_file_says_what_it_belongs_on(pack, folders, run):
     _, _, exvideo, lora = run
     pack["nodes_train"].ExVideoSaveLoRA.execute(lora, "loras/meta", "fp32", exvideo)
