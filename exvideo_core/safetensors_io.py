@@ -29,14 +29,20 @@ def read_header(path: pathlib.Path) -> tuple[dict, dict[str, str]]:
     """The tensor table and metadata of a safetensors file, validated against its size."""
     size = path.stat().st_size
     with open(path, "rb") as f:
-        head = f.read(8)
-        if head.startswith(_PICKLE_MAGIC) or path.suffix in (".ckpt", ".pt", ".pth", ".bin", ".pkl"):
+        head = f.read(9)
+        # A safetensors file's 8-byte header length may itself start with a pickle magic byte (0x80 is a
+        # multiple of 8, as header lengths are): only a file that does not look like safetensors is a pickle.
+        looks_safetensors = (len(head) == 9 and head[8:9] == b"{"
+                             and struct.unpack("<Q", head[:8])[0] <= min(size - 8, _MAX_HEADER_BYTES))
+        pickled = head.startswith(_PICKLE_MAGIC) and not looks_safetensors
+        if pickled or path.suffix in (".ckpt", ".pt", ".pth", ".bin", ".pkl"):
             raise CheckpointError(
                 f"{path.name} is a pickle checkpoint; pickles can run code when loaded, so they are never "
                 f"opened here. Convert it to .safetensors (or download the .safetensors release) and try again.")
         if len(head) < 8:
             raise CheckpointError(f"{path.name} is not a safetensors file: it is only {size} bytes long.")
-        (header_len,) = struct.unpack("<Q", head)
+        (header_len,) = struct.unpack("<Q", head[:8])
+        f.seek(8)
         if header_len > min(size - 8, _MAX_HEADER_BYTES):
             raise CheckpointError(
                 f"{path.name} is not a valid safetensors file (its header claims {header_len} bytes "
