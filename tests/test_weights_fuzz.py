@@ -107,6 +107,24 @@ def test_mutated_header_entries(tmp_path, valid_bytes, data):
 
 
 @FUZZ
+@given(padding=st.integers(0, 1024))
+def test_valid_file_with_any_header_length_loads(tmp_path, valid_bytes, padding):
+    """Header lengths are multiples of 8, so the first length byte is 0x80 (a pickle's first byte) in 1 of 32."""
+    header, body = split(valid_bytes)
+    raw = json.dumps(header).encode()
+    raw += b" " * ((-len(raw)) % 8 + 8 * padding)
+    assert load_or_refuse(tmp_path, join(raw, body)) is not None
+
+
+def test_header_length_starting_with_the_pickle_byte_loads(tmp_path, valid_bytes):
+    header, body = split(valid_bytes)
+    raw = json.dumps(header).encode()
+    raw += b" " * ((0x80 - len(raw)) % 256)
+    assert len(raw) % 256 == 0x80
+    assert load_or_refuse(tmp_path, join(raw, body)) is not None
+
+
+@FUZZ
 @given(metadata=JSON_VALUES)
 def test_mutated_metadata(tmp_path, valid_bytes, metadata):
     header, body = split(valid_bytes)
