@@ -154,5 +154,6 @@ def test_template_runs_from_the_run_button(comfy_server, comfy_page, sample_imag
         for key, value in SMALL.get(node["class_type"], {}).items():
             assert node["inputs"][key] == value, (node["class_type"], key)
     assert problems(comfy_page.nodes()) == []
+    comfy_page.fit_view()
     comfy_page.screenshot(tmp_path / f"{name}-finished.png")
     client.free_memory()
