@@ -16,7 +16,7 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "tests"))
 
 from fixtures.comfy_server import start_comfy_server  # noqa: E402
-from fixtures.workflows import EXTRA_VALUE_OPTIONS, _ordered_inputs, is_widget  # noqa: E402
+from fixtures.workflows import EXTRA_VALUE_OPTIONS, _ordered_inputs, has_control_widget, is_widget  # noqa: E402
 
 OUT_DIR = REPO_ROOT / "example_workflows"
 SAMPLE_IMAGE = "exvideo_example.png"
@@ -108,7 +108,7 @@ def widget_values(info: dict, overrides: dict) -> list:
         else:
             value = options.get("options", [""])[0] if spec[0] == "COMBO" else ""
         values.append(value)
-        if options.get("control_after_generate"):
+        if has_control_widget(name, spec):
             values.append("fixed")
         if any(options.get(o) for o in EXTRA_VALUE_OPTIONS[1:]):
             values.append("image")
