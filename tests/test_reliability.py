@@ -50,7 +50,7 @@ def tmpfs(tmp_path):
 
     yield mount
     for folder in mounted:
-        subprocess.run(["umount", str(folder)], check=False)
+        subprocess.run(["umount", "--lazy", str(folder)], check=False)
 
 
 def fill(folder) -> None:
