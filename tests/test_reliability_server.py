@@ -465,7 +465,7 @@ def small_mounts(comfy_server):
         yield {"readonly": readonly, "full": full, "filler": filler}
     finally:
         for folder in reversed(mounted):
-            # Lazy: the server may still hold a failed write's file open (see the README's reliability notes).
+            # Lazy: PyAV keeps a failed MP4 write's (deleted) file open while ComfyUI keeps the exception.
             subprocess.run(["umount", "--lazy", str(folder)], check=False)
 
 
