@@ -81,7 +81,7 @@ GRAPHS = {
         (3, "ExVideoTrain", {"steps": 1000, "run_name": "my_extension"}, {"model": (1, 0), "clips": (2, 0)}),
         (4, "ExVideoLossPlot", {}, {"loss": (3, 2)}),
         (5, "PreviewImage", {}, {"images": (4, 0)}),
-        (6, "ExVideoSaveExtension", {"filename_prefix": "exvideo/my_extension"}, {"exvideo": (3, 1)}),
+        (6, "ExVideoSaveExtension", {"filename_prefix": "exvideo/my_extension"}, {"exvideo": (3, 1), "lora": (3, 3)}),
         (7, "LoadImage", {"image": SAMPLE_IMAGE}, {}),
         (8, "ExVideoSampler", {}, {"model": (3, 0), "clip_vision": (1, 1), "vae": (1, 2), "image": (7, 0)}),
         (9, "ExVideoLatentPostProcess", {}, {"samples": (8, 0)}),
