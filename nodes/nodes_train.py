@@ -1,10 +1,12 @@
 """Post-tuning from the graph: training clips, the trainer, its loss curve, and saving the extension."""
 
+import logging
 import os
 
 import cv2
 import numpy as np
 import torch
+from PIL import Image
 
 import comfy.utils
 import folder_paths
@@ -20,6 +22,7 @@ from .types import ExVideo
 TrainingClips = io.Custom("EXVIDEO_CLIPS")
 LossHistory = io.Custom("EXVIDEO_LOSS")
 STATE_FOLDER = "exvideo_training"
+PREVIEW_SIZE = (512, 256)  # the loss curve shown on Post-Tune while it trains
 
 
 class ExVideoTrainingClips(io.ComfyNode):
@@ -126,12 +129,23 @@ class ExVideoTrain(io.ComfyNode):
                                  lora_alpha=lora_alpha, grad_accumulation=grad_accumulation,
                                  gradient_checkpointing=gradient_checkpointing, seed=seed)
             trainer = Trainer(model, clips, config, weights=exvideo)
-        bar = comfy.utils.ProgressBar(steps)
-        result = trainer.train(progress=lambda step, total, loss: bar.update_absolute(step, total),
-                               state_path=state_path)
+        result = trainer.train(progress=_loss_progress(steps, trainer.losses), state_path=state_path)
         # trainer.config, not the mode input: a resumed run keeps its saved mode.
         lora = trainer.lora_state_dict() if trainer.config.mode == "lora" else {}
         return io.NodeOutput(trainer.patched_model(), trainer.weights(), list(result.losses), lora)
+
+
+def _loss_progress(steps: int, losses: list[float]):
+    """Progress with the loss: a line in the console and the loss curve as the node's preview image."""
+    bar, losses = comfy.utils.ProgressBar(steps), list(losses)
+
+    def report(step: int, total: int, loss: float) -> None:
+        losses.append(loss)
+        logging.info("ExVideo Post-Tune: step %d/%d, loss %.5f", step, total, loss)
+        curve = Image.fromarray(loss_plot(losses, *PREVIEW_SIZE))
+        bar.update_absolute(step, total, ("PNG", curve, max(PREVIEW_SIZE)))
+
+    return report
 
 
 class ExVideoLossPlot(io.ComfyNode):

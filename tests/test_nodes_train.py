@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import comfy.model_management
+import comfy.utils
 import folder_paths
 
 from exvideo_core import load_exvideo
@@ -49,12 +50,20 @@ def test_video_folder_must_stay_inside_the_input_folder(train_nodes, comfy_dirs)
         train_nodes.ExVideoTrainingClips.execute(tiny_vae(), tiny_clip_vision(), "../elsewhere", 8, 128, 128, 1, 0)
 
 
-def test_train_plot_and_save(train_nodes, clips, comfy_dirs):
+def test_train_plot_and_save(train_nodes, clips, comfy_dirs, monkeypatch, caplog):
     model = build_svd_model(SMALL_UNET_CONFIG, seed=0)
-    with torch.inference_mode():
+    previews = []
+    monkeypatch.setattr(comfy.utils, "PROGRESS_BAR_HOOK",
+                        lambda value, total, preview, node_id=None: previews.append((value, total, preview)))
+    with torch.inference_mode(), caplog.at_level("INFO"):
         patched, weights, losses, lora = train_nodes.ExVideoTrain.execute(
             model, clips, 2, "full", 1e-4, 4, 4.0, 1, True, 0, "node_run", True).result
     assert len(losses) == 2 and all(torch.isfinite(torch.tensor(losses)))
+    # The progress bar carries the loss curve as the node's preview, and the console the loss.
+    assert [(value, total) for value, total, _ in previews] == [(1, 2), (2, 2)]
+    kind, curve, _ = previews[-1][2]
+    assert kind == "PNG" and curve.size == train_nodes.PREVIEW_SIZE
+    assert f"step 2/2, loss {losses[1]:.5f}" in caplog.text
     assert lora == {}  # full mode: everything trained is in the extension
     assert weights.num_frames == CLIP_FRAMES
     assert (comfy_dirs / "output" / "exvideo_training" / "node_run.state.safetensors").is_file()
