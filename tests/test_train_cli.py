@@ -77,7 +77,7 @@ def test_the_clip_cache_is_named_after_the_data_settings(tmp_path, videos):
     checkpoint = str(tmp_path / "svd.safetensors")
     one = load_run_config(write_config(tmp_path / "a", videos, checkpoint)).cache_path.name
     same = load_run_config(write_config(tmp_path / "b", videos, checkpoint, steps=9)).cache_path.name
-    other = load_run_config(write_config(tmp_path / "c", videos, checkpoint, data={"width": 64})).cache_path.name
+    other = load_run_config(write_config(tmp_path / "c", videos, checkpoint, data={"width": 256})).cache_path.name
     assert one == same != other
 
 
