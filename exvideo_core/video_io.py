@@ -235,12 +235,18 @@ def _capacity(total: int, frame_stride: int, max_frames: int, skip_first: int) -
     return max(1, min(expected, _MAX_PREALLOCATED_FRAMES))
 
 
+def center_crop_box(h: int, w: int, width: int, height: int) -> tuple[int, int, int, int]:
+    """(top, left, crop_h, crop_w): the largest centred h x w window with the aspect of width x height."""
+    if w * height > h * width:  # too wide: keep the full height
+        crop_h, crop_w = h, max(1, round(h * width / height))
+    else:
+        crop_h, crop_w = max(1, round(w * height / width)), w
+    return (h - crop_h) // 2, (w - crop_w) // 2, crop_h, crop_w
+
+
 def _to_rgb(bgr: np.ndarray, size: tuple[int, int] | None, crop: bool) -> np.ndarray:
     if size is not None and crop:
-        (h, w), (width, height) = bgr.shape[:2], size
-        crop_h, crop_w = (h, max(1, round(h * width / height))) if w * height > h * width else \
-            (max(1, round(w * height / width)), w)
-        top, left = (h - crop_h) // 2, (w - crop_w) // 2
+        top, left, crop_h, crop_w = center_crop_box(*bgr.shape[:2], *size)
         bgr = bgr[top:top + crop_h, left:left + crop_w]
     if size is not None and (bgr.shape[1], bgr.shape[0]) != tuple(size):
         bgr = cv2.resize(bgr, tuple(size), interpolation=cv2.INTER_AREA)

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from einops import rearrange
 
 from ..errors import ExVideoError
-from ..video_io import VIDEO_EXTENSIONS, VideoReadError, read_video
+from ..video_io import VIDEO_EXTENSIONS, VideoReadError, center_crop_box, read_video
 
 # Every 8th threshold of the motion-score -> bucket table in DiffSynth's ExVideo
 # training example (MotionBucketManager); interpolating linearly between them
@@ -60,12 +60,7 @@ def motion_bucket(score: float) -> int:
 
 def resize_center_crop(frames: torch.Tensor, width: int, height: int) -> torch.Tensor:
     """(t h w c) -> (t height width c): crop the centre to the target aspect, then resize (antialiased)."""
-    _, h, w, _ = frames.shape
-    if w * height > h * width:  # too wide: keep the full height
-        crop_h, crop_w = h, max(1, round(h * width / height))
-    else:
-        crop_h, crop_w = max(1, round(w * height / width)), w
-    top, left = (h - crop_h) // 2, (w - crop_w) // 2
+    top, left, crop_h, crop_w = center_crop_box(frames.shape[1], frames.shape[2], width, height)
     frames = frames[:, top:top + crop_h, left:left + crop_w]
     if (crop_h, crop_w) == (height, width):
         return frames.clone()
