@@ -10,6 +10,9 @@ _PACK_ROOT = os.path.dirname(os.path.abspath(__file__))
 if _PACK_ROOT not in sys.path:
     sys.path.append(_PACK_ROOT)
 
-from .nodes import comfy_entrypoint  # noqa: E402
+# pytest imports this file as a plain module when the checkout's folder name is
+# not a valid package name (e.g. mktemp's "tmp.XXXX"); there is nothing to register then.
+if __package__:
+    from .nodes import comfy_entrypoint  # noqa: E402
 
-__all__ = ["comfy_entrypoint"]
+    __all__ = ["comfy_entrypoint"]
