@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import gc
-import os
 import pathlib
-import sys
 import time
 
 import torch
@@ -15,11 +13,10 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def setup_paths() -> None:
-    """Makes ComfyUI, the pack and the test fixtures importable, and ComfyUI CPU-only without a GPU."""
-    comfy = pathlib.Path(os.environ.get("COMFYUI_PATH", REPO_ROOT / ".comfyui"))
-    for path in (comfy, REPO_ROOT, REPO_ROOT / "tests"):
-        if str(path) not in sys.path:
-            sys.path.insert(0, str(path))
+    """Makes ComfyUI CPU-only without a GPU, before anything imports comfy.model_management.
+
+    The import paths themselves come from the venv (scripts/setup.sh writes them once).
+    """
     import comfy.cli_args
 
     if not torch.cuda.is_available():

@@ -34,7 +34,7 @@ def _decoder(method: str, dtype):
 
     import comfy.model_management
     from exvideo_core.temporal_decode import temporal_decode
-    from fixtures.svd_vae import build_svd_vae, diffsynth_vae_decoder
+    from exvideo_harness.svd_vae import build_svd_vae, diffsynth_vae_decoder
 
     device = comfy.model_management.get_torch_device()
     if method == "diffsynth":

@@ -93,7 +93,7 @@ def _clip(frames: int, latent: int):
 
 
 def _extension(table: int) -> dict:
-    from fixtures.exvideo_files import FULL, random_exvideo_state_dict
+    from exvideo_harness.exvideo_files import FULL, random_exvideo_state_dict
 
     return random_exvideo_state_dict(table, seed=1, dtype=torch.float16, **FULL)
 
@@ -109,7 +109,7 @@ def run_ours(args, meter: StepMeter, **changes) -> int:
     """Our Trainer through its public `train`; returns the number of trained values."""
     from exvideo_core import load_exvideo
     from exvideo_core.train import Trainer
-    from fixtures.svd_models import FULL_UNET_CONFIG, build_svd_model
+    from exvideo_harness.svd_models import FULL_UNET_CONFIG, build_svd_model
 
     trainer = Trainer(build_svd_model(FULL_UNET_CONFIG, seed=0), [_clip(args.frames, args.latent)],
                       _train_config(args, **changes), weights=load_exvideo(_extension(args.table)))
@@ -124,8 +124,8 @@ def run_diffsynth(args, meter: StepMeter, device: torch.device) -> int:
 
     from exvideo_core.train.objective import DIFFSYNTH_LATENT_SCALE, draw_sigma
     from exvideo_core.train.seeding import generator
-    from fixtures.diffsynth_reference import diffsynth_unet
-    from fixtures.svd_models import FULL_UNET_CONFIG, unet_state_dict
+    from exvideo_harness.diffsynth_reference import diffsynth_unet
+    from exvideo_harness.svd_models import FULL_UNET_CONFIG, unet_state_dict
 
     unet = diffsynth_unet(unet_state_dict(FULL_UNET_CONFIG, seed=0), _extension(args.table)).to(device)
     unet.train()

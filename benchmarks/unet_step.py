@@ -21,9 +21,9 @@ setup_paths()
 import comfy.model_management  # noqa: E402
 
 from exvideo_core import apply_exvideo, load_exvideo  # noqa: E402
-from fixtures.diffsynth_reference import diffsynth_unet  # noqa: E402
-from fixtures.exvideo_files import FULL, random_exvideo_state_dict  # noqa: E402
-from fixtures.svd_models import FULL_UNET_CONFIG, build_svd_model  # noqa: E402
+from exvideo_harness.diffsynth_reference import diffsynth_unet  # noqa: E402
+from exvideo_harness.exvideo_files import FULL, random_exvideo_state_dict  # noqa: E402
+from exvideo_harness.svd_models import FULL_UNET_CONFIG, build_svd_model  # noqa: E402
 
 
 def main() -> None:

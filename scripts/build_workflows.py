@@ -9,14 +9,11 @@ graph only names the widget values that differ from the defaults.
 
 import json
 import pathlib
-import sys
 import tempfile
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT / "tests"))
-
-from fixtures.comfy_server import start_comfy_server  # noqa: E402
-from fixtures.workflows import EXTRA_VALUE_OPTIONS, _ordered_inputs, has_control_widget, is_widget  # noqa: E402
+from exvideo_harness.comfy_server import start_comfy_server
+from exvideo_harness.workflows import EXTRA_VALUE_OPTIONS, _ordered_inputs, has_control_widget, is_widget
 
 OUT_DIR = REPO_ROOT / "example_workflows"
 SAMPLE_IMAGE = "exvideo_example.png"

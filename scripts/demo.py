@@ -25,16 +25,15 @@ import torch
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 COMFYUI = pathlib.Path(os.environ.get("COMFYUI_PATH", REPO_ROOT / ".comfyui")).resolve()
-sys.path[:0] = [str(COMFYUI), str(REPO_ROOT), str(REPO_ROOT / "tests")]
 
 import comfy.cli_args  # noqa: E402
 
-# The fixtures import comfy.model_management, which picks its device on import.
+# The harness imports comfy.model_management, which picks its device on import.
 if not torch.cuda.is_available():
     comfy.cli_args.args.cpu = True
 
-from fixtures import workflows  # noqa: E402
-from fixtures.comfy_server import start_comfy_server  # noqa: E402
+from exvideo_harness import workflows  # noqa: E402
+from exvideo_harness.comfy_server import start_comfy_server  # noqa: E402
 
 WORKFLOW = REPO_ROOT / "example_workflows" / "exvideo_image_to_video.json"
 SAMPLE_IMAGE = REPO_ROOT / "example_workflows" / "exvideo_example.png"
@@ -52,8 +51,8 @@ def find_real_weights(models: pathlib.Path):
 
 
 def random_weights():
-    from fixtures.exvideo_files import FULL, exvideo_checkpoint_path
-    from fixtures.svd_checkpoint import svd_xt_checkpoint_path
+    from exvideo_harness.exvideo_files import FULL, exvideo_checkpoint_path
+    from exvideo_harness.svd_checkpoint import svd_xt_checkpoint_path
 
     print("[demo] generating random-weight SVD-XT and ExVideo files (first run only, a few GB)...", flush=True)
     return svd_xt_checkpoint_path(), exvideo_checkpoint_path(128, FULL)

@@ -105,6 +105,13 @@ if (( want_test )); then
     fi
 fi
 
+# The one place that sets import paths for everything run with this venv (demo,
+# tests, benchmarks, scripts): the host ComfyUI first, so that `import nodes`
+# is always ComfyUI's nodes.py and never this pack's nodes/ package; then the
+# pack's core library and its shared harness (scripts/exvideo_harness).
+site="$("$py" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+printf '%s\n' "$(cd "$comfy" && pwd)" "$root" "$root/scripts" > "$site/comfyui-exvideo.pth"
+
 # Link the pack the way a user clones it: ComfyUI/custom_nodes/<pack>.
 link="$comfy/custom_nodes/comfyui-exvideo"
 if [[ "$(readlink -f "$link" 2>/dev/null)" != "$root" ]]; then

@@ -8,4 +8,4 @@ py="${env_out[0]}"
 export COMFYUI_PATH="${env_out[1]}"
 cd "$root"
 # pytest exits 5 when it collected nothing: that is a failure here too.
-exec "$py" -m pytest "$@"
+exec "$py" -P -m pytest "$@"

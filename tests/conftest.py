@@ -1,32 +1,27 @@
-"""Puts the pack and the host ComfyUI on sys.path, the way ComfyUI itself runs it."""
+"""Checks that the host ComfyUI, the pack and its harness are importable the way scripts/setup.sh sets them up.
+
+Import paths are set in one place, the venv's `comfyui-exvideo.pth` (written by
+scripts/setup.sh): ComfyUI first, so `import nodes` is ComfyUI's nodes.py; the
+pack's own node classes are loaded under a fixed name by `exvideo_harness.pack`.
+"""
 
 import ctypes
 import gc
-import os
-import pathlib
-import sys
 
 import pytest
 import torch
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
-COMFYUI_PATH = pathlib.Path(os.environ.get("COMFYUI_PATH", REPO_ROOT / ".comfyui")).resolve()
-
-if not (COMFYUI_PATH / "comfy").is_dir():
-    raise RuntimeError(f"No ComfyUI at {COMFYUI_PATH}: run scripts/setup.sh --test or set COMFYUI_PATH")
-
-for path in (str(COMFYUI_PATH), str(REPO_ROOT), str(REPO_ROOT / "tests")):
-    if path not in sys.path:
-        sys.path.insert(0, path)
-
-import comfy.cli_args  # noqa: E402
+try:
+    import comfy.cli_args
+    import exvideo_harness  # noqa: F401
+except ImportError as error:
+    raise RuntimeError(f"{error}: run the tests with scripts/test.sh (it sets up the venv and its import "
+                       "paths), or point COMFYUI_PATH at a ComfyUI and run scripts/setup.sh --test") from error
 
 # ComfyUI picks its device when comfy.model_management is first imported;
 # without a GPU it must be told to use the CPU, as `main.py --cpu` would.
 if not torch.cuda.is_available():
     comfy.cli_args.args.cpu = True
-
-from fixtures.comfy_server import comfy_server  # noqa: E402,F401
 
 
 @pytest.fixture(autouse=True, scope="module")

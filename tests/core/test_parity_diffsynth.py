@@ -1,0 +1,82 @@
+"""ExVideo on ComfyUI's SVD UNet equals DiffSynth-Studio 1.1.9's SVDUNet.
+
+Same random full-size weights (fp32, CPU) on both sides. One ComfyUI forward
+may hold several videos (cond and uncond are batched), so one case runs two
+different videos in one forward against two DiffSynth forwards.
+"""
+
+import gc
+
+import pytest
+import torch
+
+import comfy.model_management
+
+from exvideo_core import apply_exvideo, load_exvideo
+from exvideo_harness.diffsynth_reference import diffsynth_unet, diffsynth_unet_forward
+from exvideo_harness.exvideo_files import FULL, random_exvideo_state_dict
+from exvideo_harness.svd_models import FULL_UNET_CONFIG, build_svd_model
+from exvideo_harness.unet_cases import AUGMENTATION, FPS, MOTION, TOLERANCE, case_inputs, comfy_outputs
+
+pytestmark = pytest.mark.full_size
+
+NUM_FRAMES = 30  # N: the T = N case is also the T > 25 case
+
+# (case name, extension applied?, frames per video, videos in one ComfyUI forward, input seed)
+CASES = [
+    ("base", False, 8, 1, 0),
+    ("exvideo-T8", True, 8, 1, 0),
+    ("exvideo-T30x2", True, NUM_FRAMES, 2, 1),
+]
+
+
+@pytest.fixture(scope="module")
+def outputs():
+    """Both implementations on every case, one after the other to bound peak memory."""
+    extension = random_exvideo_state_dict(NUM_FRAMES, seed=1, **FULL)
+    base = build_svd_model(FULL_UNET_CONFIG, seed=0)
+    patched = apply_exvideo(base, load_exvideo(extension))
+    ours = {}
+    for name, use_exvideo, frames, videos, seed in CASES:
+        ours[name] = comfy_outputs(patched if use_exvideo else base, frames, videos, seed)
+    comfy.model_management.unload_all_models()
+    sgm = {"model." + k: v for k, v in base.model.state_dict().items() if k.startswith("diffusion_model.")}
+    del base, patched
+    gc.collect()
+
+    reference = {}
+    for use_exvideo in (False, True):
+        unet = diffsynth_unet(sgm, extension if use_exvideo else None)
+        for name, case_exvideo, frames, videos, seed in CASES:
+            if case_exvideo != use_exvideo:
+                continue
+            samples, image_embs, timestep = case_inputs(frames, videos, seed)
+            reference[name] = [
+                diffsynth_unet_forward(unet, sample, timestep, emb, FPS, MOTION, AUGMENTATION)
+                for sample, emb in zip(samples, image_embs)
+            ]
+        del unet
+        gc.collect()
+    return ours, reference
+
+
+@pytest.mark.parametrize("name", [case[0] for case in CASES])
+def test_unet_output_matches_diffsynth(outputs, name):
+    ours, reference = outputs
+    assert len(ours[name]) == len(reference[name])
+    for mine, theirs in zip(ours[name], reference[name]):
+        assert 0.1 < theirs.std() < 10, "outputs of order 1 keep the absolute tolerance meaningful"
+        assert (mine - theirs).abs().max() <= TOLERANCE
+
+
+def test_videos_in_one_forward_stay_independent(outputs):
+    ours, _ = outputs
+    first, second = ours["exvideo-T30x2"]
+    assert (first - second).abs().max() > 0.1
+
+
+def test_extension_changes_the_output(outputs):
+    """The perturbed extension must matter, or the parity above would prove little."""
+    ours, reference = outputs
+    base_t8, exvideo_t8 = reference["base"][0], reference["exvideo-T8"][0]  # same inputs
+    assert (exvideo_t8 - base_t8).abs().max() > 0.1

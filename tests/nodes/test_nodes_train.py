@@ -1,0 +1,90 @@
+"""The training nodes, called as ComfyUI calls them, on the small SVD model and the moving-square video."""
+
+import importlib
+
+import pytest
+import torch
+
+import comfy.model_management
+import comfy.utils
+import folder_paths
+
+from exvideo_core import load_exvideo
+from exvideo_harness.pack import load_pack_nodes
+from exvideo_harness.svd_models import SMALL_UNET_CONFIG, build_svd_model
+from exvideo_harness.train_data import CLIP_FRAMES, moving_square_video, tiny_clip_vision, tiny_vae
+
+
+@pytest.fixture(scope="module")
+def train_nodes():
+    return importlib.import_module(f"{load_pack_nodes().__name__}.nodes_train")
+
+
+@pytest.fixture
+def comfy_dirs(tmp_path, monkeypatch):
+    for name in ("output", "input"):
+        (tmp_path / name).mkdir()
+        monkeypatch.setattr(folder_paths, f"{name}_directory", str(tmp_path / name))
+    return tmp_path
+
+
+@pytest.fixture(scope="module")
+def clips(train_nodes):
+    with torch.inference_mode():  # as ComfyUI runs nodes
+        out = train_nodes.ExVideoTrainingClips.execute(
+            tiny_vae(), tiny_clip_vision(), "", CLIP_FRAMES, 128, 128, 1, 0, images=moving_square_video(16))
+    return out.result[0]
+
+
+def test_clips_from_images(clips):
+    assert len(clips) == 1 and clips[0].num_frames == CLIP_FRAMES
+
+
+def test_clips_need_a_source(train_nodes):
+    with pytest.raises(ValueError, match="video_folder or an images input"):
+        train_nodes.ExVideoTrainingClips.execute(tiny_vae(), tiny_clip_vision(), "", 8, 128, 128, 1, 0)
+
+
+def test_video_folder_must_stay_inside_the_input_folder(train_nodes, comfy_dirs):
+    with pytest.raises(Exception, match="outside"):
+        train_nodes.ExVideoTrainingClips.execute(tiny_vae(), tiny_clip_vision(), "../elsewhere", 8, 128, 128, 1, 0)
+
+
+def test_train_plot_and_save(train_nodes, clips, comfy_dirs, monkeypatch, caplog):
+    model = build_svd_model(SMALL_UNET_CONFIG, seed=0)
+    previews = []
+    monkeypatch.setattr(comfy.utils, "PROGRESS_BAR_HOOK",
+                        lambda value, total, preview, node_id=None: previews.append((value, total, preview)))
+    with torch.inference_mode(), caplog.at_level("INFO"):
+        patched, weights, losses, lora = train_nodes.ExVideoTrain.execute(
+            model, clips, 2, "full", 1e-4, 4, 4.0, 1, True, 0, "node_run", True).result
+    assert len(losses) == 2 and all(torch.isfinite(torch.tensor(losses)))
+    # The progress bar carries the loss curve as the node's preview, and the console the loss.
+    assert [(value, total) for value, total, _ in previews] == [(1, 2), (2, 2)]
+    kind, curve, _ = previews[-1][2]
+    assert kind == "PNG" and curve.size == train_nodes.PREVIEW_SIZE
+    assert f"step 2/2, loss {losses[1]:.5f}" in caplog.text
+    assert lora == {}  # full mode: everything trained is in the extension
+    assert weights.num_frames == CLIP_FRAMES
+    assert (comfy_dirs / "output" / "exvideo_training" / "node_run.state.safetensors").is_file()
+    assert patched is not model
+
+    (plot,) = train_nodes.ExVideoLossPlot.execute(losses, 256, 128).result
+    assert plot.shape == (1, 128, 256, 3) and 0 <= plot.min() and plot.max() <= 1
+
+    train_nodes.ExVideoSaveExtension.execute(weights, "exvideo/custom", "diffsynth")
+    (saved,) = (comfy_dirs / "output" / "exvideo").glob("custom_*.safetensors")
+    reloaded = load_exvideo(saved)
+    for key, value in weights.tensors.items():
+        assert torch.equal(reloaded.tensors[key], value), key
+    comfy.model_management.unload_all_models()
+
+
+def test_resume_continues_the_saved_run(train_nodes, clips, comfy_dirs):
+    model = build_svd_model(SMALL_UNET_CONFIG, seed=0)
+    args = (model, clips, 1, "full", 1e-4, 4, 4.0, 1, False, 0, "resumed", True)
+    with torch.inference_mode():
+        first = train_nodes.ExVideoTrain.execute(*args).result[2]
+        more = train_nodes.ExVideoTrain.execute(model, clips, 2, *args[3:]).result[2]
+    assert len(first) == 1 and len(more) == 2 and more[0] == first[0]
+    comfy.model_management.unload_all_models()

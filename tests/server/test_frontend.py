@@ -1,0 +1,159 @@
+"""The example workflows in the real ComfyUI frontend (headless Chromium): load, check, run, cancel.
+
+Each workflow is opened the way a user finds it: the Templates sidebar, the
+pack's entry, its card. Then no node may be missing or marked with errors, the
+graph is fitted to view and photographed, test-sized widget values are typed
+into the loaded graph, and Run must take the prompt through to the end.
+
+    EXVIDEO_SCREENSHOT_DIR=docs/screenshots   also writes the fitted-graph PNGs
+                                              there (scripts/screenshots.sh)
+"""
+
+import os
+import pathlib
+import shutil
+
+import pytest
+
+from exvideo_harness import workflows
+from exvideo_harness.workflows import SMALL
+from exvideo_harness.browser import save_png
+from exvideo_harness.cache import REPO_ROOT
+from exvideo_harness.comfy_server import ExecutionInterrupted
+from exvideo_harness.exvideo_files import FULL, exvideo_checkpoint_path
+from exvideo_harness.svd_checkpoint import svd_xt_checkpoint_path
+
+pytestmark = [pytest.mark.server, pytest.mark.full_size, pytest.mark.browser]
+
+WORKFLOW_DIR = REPO_ROOT / "example_workflows"
+WORKFLOWS = sorted(p.stem for p in WORKFLOW_DIR.glob("*.json"))
+SAMPLE_IMAGE = "exvideo_example.png"
+# A workflow is queued here only if, with SMALL applied, none of the widgets
+# that multiply the work is above test size: at shipped values a CPU run takes hours.
+TEST_SIZE_LIMITS = {"steps": 8, "frames": 16, "video_frames": 16, "length": 16}
+# Loaded and photographed here, run end to end elsewhere.
+NOT_RUN_HERE = {
+    "exvideo_post_tuning": "it trains on a video folder in input/; tests/test_workflows.py runs it through the API",
+}
+RUN_TIMEOUT_S = 900
+SCREENSHOT_DIR = os.environ.get("EXVIDEO_SCREENSHOT_DIR")
+
+
+@pytest.fixture(scope="module")
+def sample_image(comfy_server):
+    """The image the workflows' Load Image nodes name, so their preview shows it."""
+    shutil.copy(WORKFLOW_DIR / SAMPLE_IMAGE, comfy_server.input_dir / SAMPLE_IMAGE)
+
+
+@pytest.fixture(scope="module")
+def models(comfy_server):
+    """The random-weight SVD-XT and ExVideo files, under the names the workflows use."""
+    comfy_server.install_model("checkpoints", svd_xt_checkpoint_path(), "svd_xt.safetensors")
+    comfy_server.install_model("exvideo", exvideo_checkpoint_path(16, FULL), "ExVideo-SVD-128f-v1.safetensors")
+    yield
+    comfy_server.client.free_memory()
+
+
+def problems(nodes: list[dict]) -> list[str]:
+    """Nodes the frontend could not create or marks red."""
+    return [f"node {n['id']} {n['type']!r}: " + ("type not registered (missing node)" if not n["registered"]
+                                                 else "marked with errors")
+            for n in nodes if not n["registered"] or n["has_errors"]]
+
+
+def misplaced_values(nodes: list[dict], prompt: dict) -> list[str]:
+    """Widgets of the page whose value is not the one the workflow saved for that input name."""
+    return [f"node {n['id']} {n['type']}: widget {name!r} shows {n['widgets'].get(name)!r}, saved {value!r}"
+            for n in nodes for name, value in prompt[str(n["id"])]["inputs"].items()
+            if not isinstance(value, list) and n["widgets"].get(name) != value]  # lists are links
+
+
+def oversized(nodes: list[dict]) -> list[str]:
+    """Widgets still above test size, as "type.widget=value"."""
+    return sorted({f"{n['type']}.{name}={value}" for n in nodes for name, value in n["widgets"].items()
+                   if isinstance(value, (int, float)) and value > TEST_SIZE_LIMITS.get(name, float("inf"))})
+
+
+def shrink(comfy_page, nodes: list[dict]) -> None:
+    for node_type in sorted({n["type"] for n in nodes} & set(SMALL)):
+        comfy_page.set_widgets(node_type, SMALL[node_type])
+
+
+@pytest.mark.parametrize("name", WORKFLOWS)
+def test_template_loads_with_every_node_known(comfy_server, comfy_page, sample_image, tmp_path, name):
+    comfy_page.open()
+    comfy_page.load_template(name)
+    nodes = comfy_page.nodes()
+    workflow = workflows.load(WORKFLOW_DIR / f"{name}.json")
+    assert {n["id"]: n["type"] for n in nodes} == {n["id"]: n["type"] for n in workflow["nodes"]}
+    assert problems(nodes) == []
+    assert comfy_page.dialogs() == []  # e.g. "missing node types"
+    # Every saved value shows in the widget of its name: the frontend assigns
+    # widgets_values by position, and adds widgets of its own (a seed's
+    # "control after generate"), so a miscounted workflow shifts values.
+    assert misplaced_values(nodes, workflows.ui_to_api(workflow, comfy_server.client.object_info())) == []
+    assert comfy_page.page_errors == []
+
+    comfy_page.fit_view()
+    shot = comfy_page.screenshot(tmp_path / f"{name}.png")
+    if SCREENSHOT_DIR:
+        save_png(shot, pathlib.Path(SCREENSHOT_DIR) / f"{name}.png")
+
+
+def test_missing_node_is_reported(comfy_page, sample_image):
+    """The checks above can fail: a node type no pack provides is reported missing."""
+    comfy_page.open()
+    workflow = workflows.load(WORKFLOW_DIR / f"{WORKFLOWS[0]}.json")
+    workflow["nodes"][0]["type"] = "ExVideoNoSuchNode"
+    comfy_page.load_graph(workflow)
+    assert [p for p in problems(comfy_page.nodes()) if "ExVideoNoSuchNode" in p]
+    assert any("ExVideoNoSuchNode" in text for text in comfy_page.dialogs())
+
+
+def test_cancel_from_the_ui_interrupts_the_run(comfy_server, comfy_page, sample_image, models):
+    client = comfy_server.client
+    comfy_page.open()
+    comfy_page.load_template("exvideo_image_to_video")
+    shrink(comfy_page, comfy_page.nodes())
+    comfy_page.set_widgets("ExVideoSampler", {"steps": 50})  # long enough to be caught sampling
+
+    prompt_id = comfy_page.queue()
+    comfy_page.wait_for_event(prompt_id, "progress", timeout_s=RUN_TIMEOUT_S)
+    comfy_page.cancel_current_run()
+    with pytest.raises(ExecutionInterrupted):
+        client.wait(prompt_id, timeout=RUN_TIMEOUT_S)
+    assert comfy_page.wait_for_event(prompt_id, "execution_interrupted", "execution_success",
+                                     timeout_s=60) == "execution_interrupted"
+    # Healthy: idle and answering. The runs below use the same server.
+    assert client.queue_state() == {"queue_running": [], "queue_pending": []}
+    assert client.system_stats()["system"]["comfyui_version"]
+    assert comfy_server.is_running()
+
+
+@pytest.mark.parametrize("name", WORKFLOWS)
+def test_template_runs_from_the_run_button(comfy_server, comfy_page, sample_image, models, tmp_path, name):
+    client = comfy_server.client
+    if name in NOT_RUN_HERE:
+        pytest.skip(f"{name} is not run from the browser: {NOT_RUN_HERE[name]}")
+    comfy_page.open()
+    comfy_page.load_template(name)
+    shrink(comfy_page, comfy_page.nodes())
+    if too_big := oversized(comfy_page.nodes()):
+        pytest.skip(f"{name} loads, but is not run here: no test-sized values for {too_big} "
+                    "(add them to SMALL in scripts/exvideo_harness/workflows.py)")
+
+    prompt_id = comfy_page.queue()
+    outputs = client.wait(prompt_id, timeout=RUN_TIMEOUT_S)
+    assert comfy_page.wait_for_event(prompt_id, "execution_success", "execution_error", "execution_interrupted",
+                                     timeout_s=60) == "execution_success"
+    files = comfy_server.output_files(outputs)
+    assert files and all(f.is_file() for f in files), outputs
+    # What ran is what the graph in the page said, test sizes included.
+    ran = client.history(prompt_id)["prompt"][2]
+    for node in ran.values():
+        for key, value in SMALL.get(node["class_type"], {}).items():
+            assert node["inputs"][key] == value, (node["class_type"], key)
+    assert problems(comfy_page.nodes()) == []
+    comfy_page.fit_view()
+    comfy_page.screenshot(tmp_path / f"{name}-finished.png")
+    client.free_memory()

@@ -1,0 +1,134 @@
+"""Pack nodes through the real server: the paths the example workflows don't take, errors, interrupts."""
+
+import shutil
+import time
+
+import pytest
+
+from exvideo_core.video_io import read_video, write_mp4
+from exvideo_harness.cache import REPO_ROOT
+from exvideo_harness.comfy_server import ExecutionFailed, ExecutionInterrupted
+from exvideo_harness.exvideo_files import FULL, exvideo_checkpoint_path
+from exvideo_harness.svd_checkpoint import svd_xt_checkpoint_path
+
+pytestmark = [pytest.mark.server, pytest.mark.full_size]
+
+SIZE, FRAMES = 128, 4
+
+
+@pytest.fixture(scope="module")
+def names(comfy_server, tmp_path_factory):
+    install = comfy_server.install_model
+    bad = tmp_path_factory.mktemp("bad_models")
+    (bad / "random_bytes.safetensors").write_bytes(bytes(range(256)) * 40)
+    yield {
+        "ckpt": install("checkpoints", svd_xt_checkpoint_path(), "svd_xt.safetensors"),
+        "exvideo": install("exvideo", exvideo_checkpoint_path(16, FULL), "ExVideo-SVD-128f-v1.safetensors"),
+        "svd_in_exvideo_slot": install("exvideo", svd_xt_checkpoint_path(), "svd_xt_misplaced.safetensors"),
+        "random_bytes": install("exvideo", bad / "random_bytes.safetensors"),
+    }
+    comfy_server.client.free_memory()
+
+
+def generation_prompt(names: dict, steps: int = 2, frames: int = FRAMES, prefix: str = "nodes/video") -> dict:
+    """LoadImage -> Load ExVideo Extension + Apply ExVideo (weights) -> sampler -> decode -> save."""
+    return {
+        "1": {"class_type": "LoadImage", "inputs": {"image": "exvideo_example.png"}},
+        "2": {"class_type": "ImageOnlyCheckpointLoader", "inputs": {"ckpt_name": names["ckpt"]}},
+        "3": {"class_type": "ExVideoLoader", "inputs": {"exvideo_name": names["exvideo"], "frames": 24}},
+        "4": {"class_type": "ApplyExVideoWeights", "inputs": {"model": ["2", 0], "exvideo": ["3", 0]}},
+        "5": {"class_type": "ExVideoSampler", "inputs": {
+            "model": ["4", 0], "clip_vision": ["2", 1], "vae": ["2", 2], "image": ["1", 0],
+            "width": SIZE, "height": SIZE, "frames": frames, "fps": 30, "motion_bucket_id": 127,
+            "augmentation_level": 0.02, "min_cfg": 2.0, "cfg": 2.0, "steps": steps, "sampler_name": "euler",
+            "scheduler": "karras", "seed": 3}},
+        "6": {"class_type": "ExVideoTemporalDecode", "inputs": {
+            "vae": ["2", 2], "samples": ["5", 0], "window_frames": 3, "overlap_frames": 1}},
+        "7": {"class_type": "ExVideoSaveMP4", "inputs": {
+            "images": ["6", 0], "fps": 24.0, "filename_prefix": prefix, "contact_sheet": True}},
+    }
+
+
+@pytest.fixture(scope="module")
+def sample_image(comfy_server):
+    shutil.copy(REPO_ROOT / "example_workflows" / "exvideo_example.png", comfy_server.input_dir)
+
+
+def test_loader_apply_weights_sampler_decode_save(comfy_server, names, sample_image):
+    outputs = comfy_server.client.run(generation_prompt(names), timeout=900)
+    (video,) = comfy_server.output_files(outputs)
+    frames, fps = read_video(video)
+    assert frames.shape == (FRAMES, SIZE, SIZE, 3) and fps == pytest.approx(24)
+    assert video.with_suffix(".png").is_file()
+
+
+def test_load_video_node_reads_what_save_wrote(comfy_server, tmp_path):
+    import torch
+
+    source = tmp_path / "clip.mp4"
+    write_mp4(torch.rand(10, 64, 96, 3), source, fps=20)
+    shutil.copy(source, comfy_server.input_dir / "clip.mp4")
+    prompt = {
+        "1": {"class_type": "ExVideoLoadVideo", "inputs": {
+            "video": "clip.mp4", "frame_stride": 2, "max_frames": 0, "skip_first_frames": 1}},
+        "2": {"class_type": "ExVideoSaveMP4", "inputs": {
+            "images": ["1", 0], "fps": ["1", 2], "filename_prefix": "nodes/reloaded", "contact_sheet": False}},
+    }
+    (video,) = comfy_server.output_files(comfy_server.client.run(prompt, timeout=120))
+    frames, fps = read_video(video)
+    assert frames.shape == (5, 64, 96, 3) and fps == pytest.approx(10)
+
+
+@pytest.mark.parametrize("slot, expected", [
+    ("svd_in_exvideo_slot", "full SVD checkpoint"),
+    ("random_bytes", "not a valid safetensors file"),
+])
+def test_wrong_file_in_the_exvideo_slot(comfy_server, names, slot, expected):
+    prompt = generation_prompt({**names, "exvideo": names[slot]})
+    with pytest.raises(ExecutionFailed) as failed:
+        comfy_server.client.run(prompt, timeout=300)
+    assert failed.value.node_type == "ExVideoLoader"
+    assert expected in failed.value.exception_message
+
+
+def test_too_many_frames_names_the_table_length(comfy_server, names, sample_image):
+    with pytest.raises(ExecutionFailed) as failed:
+        comfy_server.client.run(generation_prompt(names, frames=30), timeout=600)
+    assert failed.value.node_type == "ExVideoSampler"
+    assert "30 latent frames" in failed.value.exception_message and "only 24" in failed.value.exception_message
+
+
+def test_interrupt_mid_sampling_then_the_next_prompt_runs(comfy_server, names, sample_image):
+    client = comfy_server.client
+    prompt_id = client.queue_prompt(generation_prompt(names, steps=200, prefix="nodes/interrupted"))
+    deadline = time.monotonic() + 600
+    # Wait until the sampler itself runs (its first step has been taken).
+    while not _sampling(comfy_server, prompt_id):
+        assert time.monotonic() < deadline, "sampling never started"
+        time.sleep(0.5)
+    client.interrupt(prompt_id)
+    with pytest.raises(ExecutionInterrupted):
+        client.wait(prompt_id, timeout=300)
+    outputs = client.run(generation_prompt(names, prefix="nodes/after_interrupt"), timeout=900)
+    assert len(comfy_server.output_files(outputs)) == 1
+
+
+def _sampling(comfy_server, prompt_id: str) -> bool:
+    """True once the server log shows the sampler's progress bar for the running prompt."""
+    running = comfy_server.client.queue_state()["queue_running"]
+    return any(item[1] == prompt_id for item in running) and "1/200" in comfy_server.log_text()
+
+
+def test_join_clips_node(comfy_server):
+    """Two latent clips whose second starts with the first's last 2 frames become one 8-frame video."""
+    import safetensors.torch
+
+    prompt = {
+        "1": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 6}},
+        "2": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 4}},
+        "3": {"class_type": "ExVideoJoinLatents", "inputs": {"a": ["1", 0], "b": ["2", 0], "overlap_frames": 2}},
+        "4": {"class_type": "SaveLatent", "inputs": {"samples": ["3", 0], "filename_prefix": "nodes/joined"}},
+    }
+    comfy_server.client.run(prompt, timeout=120)
+    (saved,) = (comfy_server.output_dir / "nodes").glob("joined_*.latent")
+    assert safetensors.torch.load_file(saved)["latent_tensor"].shape == (8, 4, 8, 8)

@@ -1,0 +1,157 @@
+"""The pack loads into a real ComfyUI server, and the test client drives that server."""
+
+import asyncio
+import importlib.util
+import os
+import re
+import sys
+import time
+import uuid
+
+import pytest
+from PIL import Image
+
+from exvideo_harness.cache import REPO_ROOT
+from exvideo_harness.comfy_server import (
+    MODEL_FOLDERS,
+    PACK_DIR_NAME,
+    ExecutionFailed,
+    ExecutionInterrupted,
+    PromptRejected,
+    comfyui_path,
+    installed_pack_dir,
+)
+
+pytestmark = pytest.mark.server
+
+PACK_MODULE = f"custom_nodes.{PACK_DIR_NAME}"  # object_info's python_module for the pack's nodes
+
+
+def pack_node_ids() -> set[str]:
+    """The node ids the pack registers, found the way ComfyUI's `load_custom_node` finds them."""
+    spec = importlib.util.spec_from_file_location(
+        "exvideo_pack_under_test", REPO_ROOT / "__init__.py", submodule_search_locations=[str(REPO_ROOT)]
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    # ComfyUI takes NODE_CLASS_MAPPINGS when a pack exports both APIs.
+    if getattr(module, "NODE_CLASS_MAPPINGS", None) is not None:
+        return set(module.NODE_CLASS_MAPPINGS)
+
+    async def v3_node_ids():
+        extension = await module.comfy_entrypoint()
+        return {node.GET_SCHEMA().node_id for node in await extension.get_node_list()}
+
+    return asyncio.run(v3_node_ids())
+
+
+def pack_import_problems(log: str) -> list[str]:
+    """Log lines that show the pack failing to load: ComfyUI's own messages, or traceback frames in our code."""
+    link = str(installed_pack_dir())
+    failure = re.compile(r"Cannot import|IMPORT FAILED|comfy_entrypoint|^Skip ")
+    problems = [line for line in log.splitlines() if link in line and failure.search(line)]
+    outside = (str(comfyui_path()), os.path.realpath(sys.prefix))
+    for frame in re.findall(r'File "([^"]+)", line \d+', log):
+        real = os.path.realpath(frame)
+        if os.path.isabs(frame) and real.startswith(str(REPO_ROOT) + os.sep) and not real.startswith(outside):
+            problems.append(f"traceback through {frame}")
+    return problems
+
+
+def save_image_prompt(prefix: str, color: int = 0) -> dict:
+    return {
+        "1": {"class_type": "EmptyImage", "inputs": {"width": 32, "height": 16, "batch_size": 1, "color": color}},
+        "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": prefix}},
+    }
+
+
+def test_pack_imports_cleanly(comfy_server):
+    # Only the startup: later tests may make pack nodes raise on purpose.
+    startup = comfy_server.log_text().split("\nStarting server", 1)[0]
+    assert "Import times for custom nodes:" in startup, comfy_server.log_tail()
+    import_times = startup.split("Import times for custom nodes:", 1)[1].split("\n\n", 1)[0]
+    ours = [line for line in import_times.splitlines() if line.rstrip().endswith(os.sep + PACK_DIR_NAME)]
+    assert len(ours) == 1, import_times
+    assert "IMPORT FAILED" not in ours[0]
+    assert pack_import_problems(startup) == []
+
+
+def test_object_info_lists_every_pack_node(comfy_server):
+    expected = pack_node_ids()
+    info = comfy_server.client.object_info()
+    served = {node_id for node_id, node in info.items() if node.get("python_module") == PACK_MODULE}
+    # An id that collides with a core node is silently dropped by ComfyUI: it
+    # shows up here with the core node's module instead of ours.
+    assert served == expected
+    # /object_info leaves out (and only logs) a node whose description raises.
+    log = comfy_server.log_text()
+    assert [node_id for node_id in expected if f"retrieving information for the '{node_id}' node" in log] == []
+
+
+def test_native_prompt_saves_an_image(comfy_server):
+    prefix = f"client_check_{uuid.uuid4().hex[:8]}"
+    outputs = comfy_server.client.run(save_image_prompt(prefix, color=0x3366CC), timeout=60)
+    (saved,) = comfy_server.output_files(outputs)
+    assert saved.parent == comfy_server.output_dir and saved.name.startswith(prefix)
+    with Image.open(saved) as image:
+        assert image.size == (32, 16)
+        assert image.convert("RGB").getpixel((5, 5)) == (0x33, 0x66, 0xCC)
+
+
+def test_idle_interrupt_and_free_leave_the_server_usable(comfy_server):
+    comfy_server.client.interrupt()
+    comfy_server.client.free_memory()
+    outputs = comfy_server.client.run(save_image_prompt(f"after_interrupt_{uuid.uuid4().hex[:8]}"), timeout=60)
+    (saved,) = comfy_server.output_files(outputs)
+    assert saved.is_file()
+
+
+def test_invalid_prompt_raises_with_the_node_error(comfy_server):
+    prompt = save_image_prompt("never_written")
+    prompt["1"]["inputs"]["width"] = 0
+    with pytest.raises(PromptRejected) as rejected:
+        comfy_server.client.run(prompt, timeout=60)
+    assert set(rejected.value.node_errors) == {"1"}
+    assert "width" in str(rejected.value)
+
+
+def test_failing_node_raises_with_its_exception(comfy_server):
+    # SaveImage refuses to write outside the output folder, at run time.
+    with pytest.raises(ExecutionFailed) as failed:
+        comfy_server.client.run(save_image_prompt("../escape"), timeout=60)
+    assert failed.value.node_id == "2" and failed.value.node_type == "SaveImage"
+    assert "outside the output folder" in failed.value.exception_message
+    assert comfy_server.client.queue_state() == {"queue_running": [], "queue_pending": []}
+
+
+def test_timeout_cancels_the_running_prompt(comfy_server):
+    client = comfy_server.client
+    # A chain of wide blurs, slow on a CPU; ComfyUI checks for an interrupt
+    # before every node, so the chain stops at the next one.
+    prompt = save_image_prompt("never_written")
+    prompt["1"]["inputs"].update(width=256, height=256)
+    previous = "1"
+    for node_id in ("3", "4", "5", "6"):
+        prompt[node_id] = {"class_type": "ImageBlur", "inputs": {"image": [previous, 0], "blur_radius": 31, "sigma": 10.0}}
+        previous = node_id
+    prompt["2"]["inputs"]["images"] = [previous, 0]
+    prompt_id = client.queue_prompt(prompt)
+    while not any(item[1] == prompt_id for item in client.queue_state()["queue_running"]):
+        assert client.history(prompt_id) is None, "finished before it could be interrupted"
+        time.sleep(0.02)
+    with pytest.raises(TimeoutError):
+        client.wait(prompt_id, timeout=0.1)
+    with pytest.raises(ExecutionInterrupted):
+        client.wait(prompt_id, timeout=60)
+    assert client.history(prompt_id)["outputs"] == {}
+
+
+@pytest.mark.parametrize("folder", MODEL_FOLDERS)
+def test_installed_models_are_listed(comfy_server, tmp_path, folder):
+    # For `exvideo` this also checks that the pack registers its folder
+    # without dropping the paths extra_model_paths.yaml gave it.
+    model = tmp_path / f"listed_{uuid.uuid4().hex[:8]}.safetensors"
+    model.write_bytes(b"")
+    name = comfy_server.install_model(folder, model)
+    assert name in comfy_server.client.models(folder)

@@ -1,0 +1,86 @@
+"""VideoClipDataset: windows, stride, resize + crop, skipping and errors; motion score and bucket."""
+
+import logging
+
+import pytest
+import torch
+
+from exvideo_core.train import DatasetError, VideoClipDataset, encode_clips, motion_bucket, motion_score
+from exvideo_core.train.dataset import resize_center_crop
+from exvideo_core.video_io import write_mp4
+from exvideo_harness.train_data import moving_square_video
+
+
+def test_images_give_consecutive_windows_at_the_stride():
+    video = torch.arange(24, dtype=torch.float32).reshape(24, 1, 1, 1).expand(24, 16, 16, 3) / 24
+    clips = list(VideoClipDataset.from_images(video, 4, 16, 16, frame_stride=2, clips_per_video=3))
+    assert [c.name for c in clips] == ["images0@0", "images0@8", "images0@16"]
+    assert [round(v * 24) for v in clips[1].frames[:, 0, 0, 0].tolist()] == [8, 10, 12, 14]
+    assert all(c.frames.shape == (4, 16, 16, 3) for c in clips)
+
+
+def test_resize_and_center_crop():
+    frames = torch.zeros(1, 64, 128, 3)
+    frames[:, :, 32:96] = 1.0  # the central square of a 2:1 frame
+    out = resize_center_crop(frames, 32, 32)
+    assert out.shape == (1, 32, 32, 3) and out.min() > 0.99
+    assert resize_center_crop(torch.rand(2, 48, 64, 4), 24, 16).shape == (2, 16, 24, 4)
+
+
+def test_too_short_images_are_refused():
+    with pytest.raises(DatasetError, match="10 frames, 5 at stride 2: fewer than the 8"):
+        VideoClipDataset.from_images(torch.rand(10, 16, 16, 3), 8, 16, 16, frame_stride=2)
+
+
+@pytest.mark.parametrize("width, height", [(20, 16), (8, 8)])
+def test_sizes_the_model_cannot_use_are_refused(width, height):
+    with pytest.raises(DatasetError, match="multiples of 8"):
+        VideoClipDataset.from_images(torch.rand(8, 16, 16, 3), 4, width, height)
+
+
+def test_folder_skips_short_and_broken_videos_with_warnings(tmp_path, caplog):
+    write_mp4(moving_square_video(12, size=64), tmp_path / "long.mp4", fps=30)
+    write_mp4(moving_square_video(3, size=64), tmp_path / "short.mp4", fps=30)
+    (tmp_path / "broken.mp4").write_bytes(b"not a video")
+    (tmp_path / "notes.txt").write_text("ignored")
+    dataset = VideoClipDataset.from_folder(tmp_path, 6, 32, 32, clips_per_video=4)
+    with caplog.at_level(logging.WARNING):
+        clips = list(dataset)
+    assert [c.name for c in clips] == ["long.mp4@0", "long.mp4@6"]
+    assert clips[0].frames.shape == (6, 32, 32, 3)
+    # The square moves right: the bright mass of the last frame is right of the first's.
+    columns = torch.arange(32.0)
+    centre = [(f.mean(dim=(0, 2)) * columns).sum() / f.mean(dim=(0, 2)).sum() for f in clips[0].frames[[0, -1]]]
+    assert centre[1] > centre[0] + 2
+    assert "skipping short.mp4: it has 3 frames" in caplog.text
+    assert "skipping broken.mp4" in caplog.text
+
+
+def test_empty_folder_is_a_clear_error(tmp_path):
+    (tmp_path / "readme.txt").write_text("no videos")
+    with pytest.raises(DatasetError, match="holds no videos"):
+        VideoClipDataset.from_folder(tmp_path, 8, 32, 32)
+
+
+def test_a_dataset_without_usable_clips_is_a_clear_error(tmp_path):
+    write_mp4(moving_square_video(3, size=32), tmp_path / "short.mp4", fps=30)
+    dataset = VideoClipDataset.from_folder(tmp_path, 8, 32, 32)
+    with pytest.raises(DatasetError, match="no training clip could be made"):
+        encode_clips(dataset, vae=None, clip_vision=None)
+
+
+def test_motion_score_is_the_mean_temporal_std_of_the_signed_pixels():
+    still = torch.full((5, 8, 8, 3), 0.3)
+    assert motion_score(still) == 0.0 and motion_bucket(0.0) == 0
+    flicker = torch.zeros(4, 8, 8, 3)
+    flicker[1::2] = 1.0  # [-1, 1] pixels alternating: unbiased std over 4 frames = sqrt(4/3)
+    assert motion_score(flicker) == pytest.approx((4 / 3) ** 0.5)
+
+
+def test_motion_buckets_follow_diffsynths_table():
+    # Thresholds of buckets 8, 64 and 120 in DiffSynth's table, and its ends.
+    assert [motion_bucket(s) for s in (0.0283, 0.1334, 0.3321)] == [8, 64, 120]
+    assert motion_bucket(0.0121) == 0 and motion_bucket(0.5) == 127
+    scores = torch.linspace(0, 0.5, 200).tolist()
+    buckets = [motion_bucket(s) for s in scores]
+    assert buckets == sorted(buckets) and buckets[-1] == 127
