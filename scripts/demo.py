@@ -17,7 +17,7 @@ import json
 import os
 import pathlib
 import shutil
-import sys
+import tempfile
 import time
 
 import aiohttp
@@ -104,11 +104,12 @@ def main() -> None:
               "\n!! and ExVideo-SVD-128f-v1.safetensors in models/exvideo for a real video.\n" + "!" * 78 + "\n",
               flush=True)
 
-    server_root = args.output / "server"
-    shutil.rmtree(server_root, ignore_errors=True)
     cpu = not torch.cuda.is_available()
     print(f"[demo] starting ComfyUI ({'CPU' if cpu else 'GPU'}) with the pack...", flush=True)
-    with start_comfy_server(server_root, cpu=cpu) as server:
+    # The server's scratch folders (and its links to GBs of model files) live outside the
+    # pack's folder, which ComfyUI scans as a custom node, and are gone when the demo ends.
+    with tempfile.TemporaryDirectory(prefix="exvideo-demo-") as scratch, \
+            start_comfy_server(pathlib.Path(scratch), cpu=cpu) as server:
         ckpt_name = server.install_model("checkpoints", checkpoint, "svd_xt.safetensors")
         ext_name = server.install_model("exvideo", extension, "ExVideo-SVD-128f-v1.safetensors")
         shutil.copy(args.image, server.input_dir / "exvideo_example.png")

@@ -8,6 +8,7 @@ as "rank R wrote PATH".
 """
 
 import os
+import pathlib
 import sys
 
 from exvideo_core import safetensors_io
