@@ -4,8 +4,8 @@ from typing_extensions import override
 
 from comfy_api.latest import ComfyExtension, io
 
-from . import (model_folders, nodes_continuation, nodes_decode, nodes_latent, nodes_loaders, nodes_refine,
-               nodes_sampler, nodes_train, nodes_video)
+from . import (example_inputs, model_folders, nodes_continuation, nodes_decode, nodes_latent, nodes_loaders,
+               nodes_refine, nodes_sampler, nodes_train, nodes_video)
 
 model_folders.register()
 
@@ -28,4 +28,6 @@ class ExVideoExtension(ComfyExtension):
 
 
 async def comfy_entrypoint() -> ExVideoExtension:
+    # Here rather than in ComfyExtension.on_load: ComfyUI 0.3.75 never calls on_load.
+    example_inputs.install_example_inputs()
     return ExVideoExtension()

@@ -36,7 +36,6 @@ from exvideo_harness import workflows  # noqa: E402
 from exvideo_harness.comfy_server import start_comfy_server  # noqa: E402
 
 WORKFLOW = REPO_ROOT / "example_workflows" / "exvideo_image_to_video.json"
-SAMPLE_IMAGE = REPO_ROOT / "example_workflows" / "exvideo_example.png"
 REAL = {"width": 512, "height": 512, "frames": 128, "steps": 50}
 QUICK = {"width": 128, "height": 128, "frames": 12, "steps": 4}
 
@@ -85,7 +84,9 @@ async def follow(server, prompt: dict) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--image", type=pathlib.Path, default=SAMPLE_IMAGE, help="first frame (default: a sample image)")
+    parser.add_argument("--image", type=pathlib.Path,
+                        help="first frame (default: the workflow's example image, which the pack puts into "
+                             "ComfyUI's input folder when it loads)")
     parser.add_argument("--real", action="store_true", help="reference settings: 512x512, 128 frames, 50 steps")
     for name in ("width", "height", "frames", "steps"):
         parser.add_argument(f"--{name}", type=int, help=f"override ({QUICK[name]} by default, {REAL[name]} with --real)")
@@ -112,8 +113,11 @@ def main() -> None:
             start_comfy_server(pathlib.Path(scratch), cpu=cpu) as server:
         ckpt_name = server.install_model("checkpoints", checkpoint, "svd_xt.safetensors")
         ext_name = server.install_model("exvideo", extension, "ExVideo-SVD-128f-v1.safetensors")
-        shutil.copy(args.image, server.input_dir / "exvideo_example.png")
         prompt = workflows.ui_to_api(workflows.load(WORKFLOW), server.client.object_info())
+        if args.image:
+            # The server's input folder is the demo's own scratch folder, so the copy replaces nothing of the user's.
+            image = pathlib.Path(shutil.copy(args.image, server.input_dir / args.image.name))
+            workflows.set_inputs(prompt, "LoadImage", image=image.name)
         workflows.set_inputs(prompt, "ExVideoCheckpointLoader", ckpt_name=ckpt_name, exvideo_name=ext_name)
         workflows.set_inputs(prompt, "ExVideoSampler", width=settings["width"], height=settings["height"],
                              frames=settings["frames"], steps=settings["steps"], seed=args.seed)
