@@ -1,6 +1,6 @@
 """Time and peak memory of the overlapped temporal decode, DiffSynth's `decode_video` and ComfyUI's `VAE.decode`.
 
-Full-size SVD VAE with random weights (tests/fixtures/svd_vae.py), window 8
+Full-size SVD VAE with random weights (scripts/exvideo_harness/svd_vae.py), window 8
 and stride 4 for ours and DiffSynth's. Every measurement runs in a fresh
 process, one at a time, after a 2-frame warm-up in that process.
 

@@ -1,7 +1,7 @@
 """One post-tuning step: our Trainer vs DiffSynth's ExVideo training step, and ours with vs without checkpointing.
 
 Full-size SVD-XT UNet with the same random weights on every side
-(tests/fixtures/svd_models.py, seed 0) and the same random ExVideo extension
+(scripts/exvideo_harness/svd_models.py, seed 0) and the same random ExVideo extension
 (N-row table, fp16 like the released file), one T-frame clip, fp32 weights.
 
   diffsynth    DiffSynth 1.1.9 `SVDUNet(add_positional_conv=N)`, its example's

@@ -7,6 +7,8 @@ pack's own node classes are loaded under a fixed name by `exvideo_harness.pack`.
 
 import ctypes
 import gc
+import pathlib
+import shutil
 
 import pytest
 import torch
@@ -38,3 +40,21 @@ def _release_models_after_module():
     gc.collect()
     comfy.model_management.soft_empty_cache()
     ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+@pytest.fixture(scope="module")
+def module_scratch(tmp_path_factory, request) -> pathlib.Path:
+    """A folder for the files one module's tests share, emptied (all but *.log) when the module ends.
+
+    pytest keeps module-scoped folders until the session ends, and full-size
+    training states and server outputs would pile up to tens of GB on the
+    machine that CI shares with the developer.
+    """
+    root = tmp_path_factory.mktemp(request.module.__name__.rpartition(".")[2])
+    yield root
+    for path in sorted(root.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+        if path.is_symlink() or path.is_file():
+            if path.suffix != ".log":
+                path.unlink()
+        elif path.is_dir() and not any(path.iterdir()):
+            path.rmdir()

@@ -28,9 +28,10 @@ def pack():
 
 
 @pytest.fixture(scope="module")
-def folders(tmp_path_factory):
+def folders(module_scratch):
     """ComfyUI's output folder, with models/loras and models/exvideo pointing into it (as after moving files)."""
-    root = tmp_path_factory.mktemp("comfy")
+    root = module_scratch / "comfy"
+    root.mkdir()
     output = root / "output"
     output.mkdir()
     with pytest.MonkeyPatch.context() as patch:

@@ -9,13 +9,13 @@ from exvideo_harness.comfy_server import ComfyServer, start_comfy_server
 
 
 @pytest.fixture(scope="module")
-def comfy_server(tmp_path_factory) -> ComfyServer:
+def comfy_server(module_scratch) -> ComfyServer:
     """One ComfyUI server per test module; its tests share its queue, caches and loaded models.
 
     Per module, not per session: a server that has loaded full-size SVD holds
     over 10 GB, which the in-process full-size tests of other modules need.
     """
-    with start_comfy_server(tmp_path_factory.mktemp("comfy_server")) as server:
+    with start_comfy_server(module_scratch / "comfy_server") as server:
         yield server
 
 

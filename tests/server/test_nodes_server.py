@@ -17,9 +17,10 @@ SIZE, FRAMES = 128, 4
 
 
 @pytest.fixture(scope="module")
-def names(comfy_server, tmp_path_factory):
+def names(comfy_server, module_scratch):
     install = comfy_server.install_model
-    bad = tmp_path_factory.mktemp("bad_models")
+    bad = module_scratch / "bad_models"
+    bad.mkdir()
     (bad / "random_bytes.safetensors").write_bytes(bytes(range(256)) * 40)
     yield {
         "ckpt": install("checkpoints", svd_xt_checkpoint_path(), "svd_xt.safetensors"),

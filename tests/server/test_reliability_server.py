@@ -88,8 +88,9 @@ def tiny_sd15_checkpoint(path: pathlib.Path) -> pathlib.Path:
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory) -> dict[str, pathlib.Path]:
-    folder = tmp_path_factory.mktemp("bad_inputs")
+def files(module_scratch) -> dict[str, pathlib.Path]:
+    folder = module_scratch / "bad_inputs"
+    folder.mkdir()
     out = {"marker": folder / "unpickled"}
     save(sd15_lora_state_dict(), out.setdefault("sd15_lora", folder / "sd15_lora.safetensors"))
     small = folder / "small.safetensors"

@@ -26,8 +26,9 @@ TRAIN = {"steps": 2, "learning_rate": 1e-3, "gradient_checkpointing": False, "se
 
 
 @pytest.fixture(scope="module")
-def videos(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("videos")
+def videos(module_scratch):
+    folder = module_scratch / "videos"
+    folder.mkdir()
     write_mp4(moving_square_video(16), folder / "square.mp4", fps=30, crf=0)
     write_mp4(moving_square_video(16).flip(2), folder / "square_reversed.mp4", fps=30, crf=0)
     return folder
@@ -100,16 +101,18 @@ def test_bad_config_files_name_the_setting(tmp_path, videos, edit, message):
 
 
 @pytest.fixture(scope="module")
-def single(tmp_path_factory, videos):
+def single(module_scratch, videos):
     """One process, two clips per step: the same global batch as two processes with one clip each."""
-    folder = tmp_path_factory.mktemp("single")
+    folder = module_scratch / "single"
+    folder.mkdir()
     done = run_cli([str(SMALL_CLI), "--cpu", "--config", str(write_config(folder, videos, grad_accumulation=2))])
     return folder / "run", done
 
 
 @pytest.fixture(scope="module")
-def two_processes(tmp_path_factory, videos):
-    folder = tmp_path_factory.mktemp("ddp")
+def two_processes(module_scratch, videos):
+    folder = module_scratch / "ddp"
+    folder.mkdir()
     config = write_config(folder, videos, grad_accumulation=1)
     done = run_cli([str(SMALL_CLI), "--cpu", "--config", str(config)], launcher=torchrun(2))
     return folder / "run", done

@@ -63,9 +63,10 @@ class FirstAdamWStep(torch.optim.Optimizer):
 
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory):
+def results(module_scratch):
     """Train, save, run ComfyUI; then load the file into DiffSynth and run it; one phase at a time for memory."""
-    output = tmp_path_factory.mktemp("output")
+    output = module_scratch / "output"
+    output.mkdir()
     base = build_svd_model(FULL_UNET_CONFIG, seed=0)
     start = load_exvideo(random_exvideo_state_dict(NUM_FRAMES, seed=1, dtype=torch.float16, **FULL))
     g = torch.Generator().manual_seed(0)
