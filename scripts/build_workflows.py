@@ -1,17 +1,34 @@
-"""Writes example_workflows/*.json (UI format) from the compact graphs below.
+"""Writes example_workflows/*.json (UI format) from the compact graphs below, and their thumbnails.
 
-    .venv/bin/python scripts/build_workflows.py
+    .venv/bin/python -P scripts/build_workflows.py                 # templates and thumbnails
+    .venv/bin/python -P scripts/build_workflows.py --thumbnails    # thumbnails only (no server)
 
 Starts the real ComfyUI with the pack to read /object_info, so sockets,
 widget order and defaults come from the node definitions themselves; a
 graph only names the widget values that differ from the defaults.
+
+Each loader node also names the model files it selects, with where to get
+them, in its `properties.models` (`name`, `url`, `directory`): the frontend
+(1.32.9, `loadGraphData` in src/scripts/app.ts) offers every file listed there
+that its model folder lacks in the missing-models dialog, but only if `name`
+is one of the node's widget values, the url starts with https://huggingface.co/
+or https://civitai.com/ and the name ends in .safetensors or .sft
+(src/components/dialog/content/MissingModelsWarning.vue).
+
+The thumbnail the template browser shows is `<name>.jpg` beside the JSON
+(`/api/workflow_templates/<pack>/<name>.jpg`), made here from the fitted-graph
+screenshot docs/screenshots/<name>.png that scripts/screenshots.sh takes.
 """
 
+import argparse
+import io
 import json
+import math
 import pathlib
 import tempfile
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+from exvideo_harness.browser import VIEWPORT
 from exvideo_harness.comfy_server import start_comfy_server
 from exvideo_harness.workflows import EXTRA_VALUE_OPTIONS, _ordered_inputs, has_control_widget, is_widget
 
@@ -20,6 +37,25 @@ SAMPLE_IMAGE = "exvideo_example.png"
 SVD = "svd_xt.safetensors"
 EXVIDEO = "ExVideo-SVD-128f-v1.safetensors"
 TRAINING_VIDEOS = "exvideo_training_videos"  # a folder in ComfyUI's input folder
+SCREENSHOT_DIR = REPO_ROOT / "docs" / "screenshots"
+THUMBNAIL_WIDTH, THUMBNAIL_QUALITY = 512, 85
+# The canvas of a screenshot (CSS px of the browser's viewport) without the frontend's
+# sidebar, tab and Run bars and zoom controls; the graph is looked for in there.
+CANVAS_CSS_BOX = (60, 95, VIEWPORT["width"], 650)
+THUMBNAIL_MARGIN_CSS = 24
+
+# Where the files the loaders name come from, as the missing-models dialog reads them.
+# The ExVideo release is DiffSynth-Studio's model.fp16.safetensors; `name` is what the
+# workflows' loaders select (the desktop app saves the download under it in
+# models/<directory>; a browser download keeps the url's file name, to be renamed).
+MODEL_FILES = {
+    SVD: {"name": SVD,
+          "url": "https://huggingface.co/stabilityai/stable-video-diffusion-img2vid-xt/resolve/main/svd_xt.safetensors",
+          "directory": "checkpoints"},
+    EXVIDEO: {"name": EXVIDEO,
+              "url": "https://huggingface.co/ECNU-CILab/ExVideo-SVD-128f-v1/resolve/main/model.fp16.safetensors",
+              "directory": "exvideo"},
+}
 
 # name -> (title, [(id, node type, {widget: value}, {input: (source id, output slot)})])
 GRAPHS = {
@@ -114,6 +150,11 @@ def widget_values(info: dict, overrides: dict) -> list:
     return values
 
 
+def model_entries(values: list) -> list[dict]:
+    """The MODEL_FILES a node selects in its widgets, in widget order."""
+    return [dict(MODEL_FILES[v]) for v in values if isinstance(v, str) and v in MODEL_FILES]
+
+
 def sockets(info: dict) -> list[tuple[str, str]]:
     return [(name, spec[0]) for name, spec in _ordered_inputs(info) if not is_widget(spec)]
 
@@ -143,10 +184,14 @@ def build(graph, object_info: dict) -> dict:
             {"name": out_name, "type": kind, "links": outgoing.get((node_id, slot)) or None, "slot_index": slot}
             for slot, (kind, out_name) in enumerate(zip(info["output"], info["output_name"]))
         ]
+        values = widget_values(info, overrides)
+        properties = {"Node name for S&R": node_type}
+        if models := model_entries(values):
+            properties["models"] = models
         nodes.append({
             "id": node_id, "type": node_type, "pos": [40 + 380 * column, 60 + 420 * row], "size": [340, 300],
             "flags": {}, "order": order, "mode": 0, "inputs": node_inputs, "outputs": outputs,
-            "properties": {"Node name for S&R": node_type}, "widgets_values": widget_values(info, overrides),
+            "properties": properties, "widgets_values": values,
         })
     ui_links = []
     for link_id, src, slot, dst, name in links:
@@ -160,13 +205,63 @@ def build(graph, object_info: dict) -> dict:
     }
 
 
-def main() -> None:
-    with tempfile.TemporaryDirectory() as scratch, start_comfy_server(pathlib.Path(scratch)) as server:
-        object_info = server.client.object_info()
-    for name, graph in GRAPHS.items():
-        path = OUT_DIR / f"{name}.json"
-        path.write_text(json.dumps(build(graph, object_info), indent=1) + "\n")
+def graph_box(image) -> tuple[int, int, int, int]:
+    """The screenshot's box around the graph: what differs from the canvas background, outside the UI chrome."""
+    import numpy as np
+
+    scale = image.width / VIEWPORT["width"]  # the screenshots are taken at the device scale factor
+    left, top, right, bottom = (round(v * scale) for v in CANVAS_CSS_BOX)
+    canvas = np.asarray(image.crop((left, top, right, bottom)), dtype=np.int32)
+    packed = (canvas[..., 0] << 16) | (canvas[..., 1] << 8) | canvas[..., 2]
+    commonest = np.bincount(packed.ravel()).argmax()  # the canvas colour
+    background = np.array([commonest >> 16, (commonest >> 8) & 255, commonest & 255])
+    ys, xs = np.nonzero(np.abs(canvas - background).max(axis=-1) > 24)
+    if not len(xs):
+        return 0, 0, image.width, image.height
+    margin = round(THUMBNAIL_MARGIN_CSS * scale)
+    return (max(0, left + xs.min() - margin), max(0, top + ys.min() - margin),
+            min(image.width, left + xs.max() + 1 + margin), min(image.height, top + ys.max() + 1 + margin))
+
+
+def thumbnail(screenshot: pathlib.Path) -> bytes:
+    """The JPEG thumbnail of a screenshot: the graph without the UI around it, padded to 16:9 with the
+    canvas colour, THUMBNAIL_WIDTH wide, no metadata; the same bytes for the same PNG."""
+    from PIL import Image
+
+    with Image.open(screenshot) as shot:
+        shot = shot.convert("RGB")
+        x0, y0, x1, y1 = graph_box(shot)
+        graph = shot.crop((x0, y0, x1, y1))
+    width = max(graph.width, math.ceil(graph.height * 16 / 9))
+    height = math.ceil(width * 9 / 16)
+    canvas = Image.new("RGB", (width, height), graph.getpixel((0, 0)))
+    canvas.paste(graph, ((width - graph.width) // 2, (height - graph.height) // 2))
+    small = canvas.resize((THUMBNAIL_WIDTH, round(THUMBNAIL_WIDTH * 9 / 16)), Image.Resampling.LANCZOS)
+    out = io.BytesIO()
+    small.save(out, format="JPEG", quality=THUMBNAIL_QUALITY, optimize=True)
+    return out.getvalue()
+
+
+def write_thumbnails(names) -> None:
+    for name in names:
+        path = OUT_DIR / f"{name}.jpg"
+        path.write_bytes(thumbnail(SCREENSHOT_DIR / f"{name}.png"))
         print(f"wrote {path.relative_to(REPO_ROOT)}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--thumbnails", action="store_true",
+                        help=f"only write the thumbnails, from {SCREENSHOT_DIR.relative_to(REPO_ROOT)}/<name>.png")
+    args = parser.parse_args()
+    if not args.thumbnails:
+        with tempfile.TemporaryDirectory() as scratch, start_comfy_server(pathlib.Path(scratch)) as server:
+            object_info = server.client.object_info()
+        for name, graph in GRAPHS.items():
+            path = OUT_DIR / f"{name}.json"
+            path.write_text(json.dumps(build(graph, object_info), indent=1) + "\n")
+            print(f"wrote {path.relative_to(REPO_ROOT)}")
+    write_thumbnails(GRAPHS)
 
 
 if __name__ == "__main__":

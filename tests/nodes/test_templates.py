@@ -1,0 +1,90 @@
+"""What the shipped templates carry for the frontend: a thumbnail each, and the model files their loaders need.
+
+The frontend (comfyui-frontend-package 1.32.9) shows
+`/api/workflow_templates/<pack>/<name>.jpg` as a custom template's thumbnail,
+and offers a loader's missing files for download from its `properties.models`
+entries, keeping only entries whose `name` is one of the node's widget values,
+whose url starts with https://huggingface.co/ or https://civitai.com/ and whose
+name ends in .safetensors or .sft (see scripts/build_workflows.py).
+"""
+
+import io
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import build_workflows
+from exvideo_harness.cache import REPO_ROOT
+
+WORKFLOW_DIR = REPO_ROOT / "example_workflows"
+TEMPLATES = sorted(p.stem for p in WORKFLOW_DIR.glob("*.json"))
+# Loader node -> the model folders of the files it selects.
+LOADERS = {
+    "ExVideoCheckpointLoader": {"checkpoints", "exvideo"},
+    "ImageOnlyCheckpointLoader": {"checkpoints"},
+    "ApplyExVideo": {"exvideo"},
+}
+DOWNLOAD_HOSTS = ("https://huggingface.co/", "https://civitai.com/")  # MissingModelsWarning.vue's allowedSources
+MODEL_SUFFIXES = (".safetensors", ".sft")  # ... and its allowedSuffixes
+
+
+def load(name: str) -> dict:
+    return json.loads((WORKFLOW_DIR / f"{name}.json").read_text())
+
+
+def test_there_are_templates():
+    assert len(TEMPLATES) >= 5
+
+
+@pytest.mark.parametrize("name", TEMPLATES)
+def test_every_template_has_a_jpg_thumbnail_of_its_graph(name):
+    path = WORKFLOW_DIR / f"{name}.jpg"
+    assert path.is_file(), f"{path.name} missing: run scripts/build_workflows.py --thumbnails"
+    with Image.open(path) as image:
+        assert image.format == "JPEG"
+        assert image.width == build_workflows.THUMBNAIL_WIDTH and 0 < image.height <= image.width
+        shipped = np.asarray(image.convert("RGB"), dtype=np.float32)
+    assert path.stat().st_size < 100_000
+    # Made from the current screenshot (not a stale or another template's one).
+    with Image.open(io.BytesIO(build_workflows.thumbnail(
+            build_workflows.SCREENSHOT_DIR / f"{name}.png"))) as fresh:
+        assert np.abs(np.asarray(fresh.convert("RGB"), dtype=np.float32) - shipped).mean() < 1.0
+
+
+@pytest.mark.parametrize("name", TEMPLATES)
+def test_every_loader_names_its_model_files_with_a_download_location(name):
+    loaders = [n for n in load(name)["nodes"] if n["type"] in LOADERS]
+    assert loaders, f"{name} has no model loader"
+    for node in loaders:
+        entries = node["properties"].get("models")
+        assert entries, f"node {node['id']} ({node['type']}) has no properties.models"
+        assert {e["directory"] for e in entries} == LOADERS[node["type"]], node["id"]
+        for entry in entries:
+            assert set(entry) >= {"name", "url", "directory"}
+            # The frontend drops entries that no widget of the node selects.
+            assert entry["name"] in node["widgets_values"], (node["id"], entry["name"])
+            assert entry["url"].startswith(DOWNLOAD_HOSTS), entry["url"]
+            assert entry["name"].endswith(MODEL_SUFFIXES) and entry["url"].endswith(MODEL_SUFFIXES)
+            assert entry["directory"] and "/" not in entry["directory"]
+            # Generated, not hand-edited: the same entry everywhere, from build_workflows.MODEL_FILES.
+            assert entry == build_workflows.MODEL_FILES[entry["name"]]
+
+
+def test_no_other_node_claims_model_files():
+    for name in TEMPLATES:
+        for node in load(name)["nodes"]:
+            if node["type"] not in LOADERS:
+                assert "models" not in node.get("properties", {}), (name, node["id"], node["type"])
+
+
+def test_the_download_locations_are_the_public_releases():
+    urls = {e["name"]: e["url"] for e in build_workflows.MODEL_FILES.values()}
+    assert urls == {
+        "svd_xt.safetensors":
+            "https://huggingface.co/stabilityai/stable-video-diffusion-img2vid-xt/resolve/main/svd_xt.safetensors",
+        # DiffSynth-Studio's release of the 128-frame extension, saved under the name the loaders select.
+        "ExVideo-SVD-128f-v1.safetensors":
+            "https://huggingface.co/ECNU-CILab/ExVideo-SVD-128f-v1/resolve/main/model.fp16.safetensors",
+    }
