@@ -32,10 +32,10 @@ from typing import Callable
 import torch
 from einops import reduce
 
+from .constraints import LATENT_CHANNELS
 from .errors import ExVideoError
 from .sampling import image_to_video_conditioning, sample_video
 
-LATENT_CHANNELS = 4
 # SVD's temporal decoder computes a frame from its neighbours: the last frame
 # is decoded with as many frames before it as one window of the long-video
 # decode holds (DiffSynth's 8).

@@ -28,10 +28,10 @@ import torch
 import comfy.model_management
 import comfy.utils
 
+from .constraints import DIFFSYNTH_TO_NATIVE_RATIO, check_video_size
 from .errors import ExVideoError
 from .sampling import image_to_video_conditioning, sample_video
 
-DIFFSYNTH_LATENT_SCALE = 0.13025 / 0.18215
 # Frames upscaled and encoded at a time: 128 frames of 1024x1024 would take
 # 1.6 GB as float pixels at once, 16 take 0.2 GB.
 ENCODE_BATCH = 16
@@ -44,8 +44,7 @@ def encode_frames(vae, frames: torch.Tensor, width: int, height: int,
     Bicubic, like the reference's PIL resize; clamped, since bicubic overshoots
     [0, 1] at edges and the VAE expects pixels in range.
     """
-    if width % 8 or height % 8:
-        raise ExVideoError(f"width and height must be multiples of 8 (the VAE downsamples by 8), got {width}x{height}")
+    check_video_size(width, height)
     if frames.ndim != 4 or frames.shape[0] == 0:
         raise ExVideoError(f"expected video frames as an IMAGE batch (frames, height, width, channels), "
                            f"got shape {tuple(frames.shape)}")
@@ -57,7 +56,7 @@ def encode_frames(vae, frames: torch.Tensor, width: int, height: int,
         latents.append(vae.encode(pixels.movedim(1, -1)))
     latent = torch.cat(latents)  # (t 4 h/8 w/8)
     if diffsynth_latent_scale:
-        latent = latent * DIFFSYNTH_LATENT_SCALE
+        latent = latent * DIFFSYNTH_TO_NATIVE_RATIO
     return latent
 
 

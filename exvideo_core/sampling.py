@@ -16,6 +16,8 @@ import comfy.model_patcher
 import comfy.sample
 import comfy.utils
 
+from .constraints import check_video_size
+
 
 def image_to_video_conditioning(clip_vision, vae, image: torch.Tensor, width: int, height: int, frames: int,
                                 motion_bucket_id: int = 127, fps: int = 30, augmentation_level: float = 0.02,
@@ -26,8 +28,7 @@ def image_to_video_conditioning(clip_vision, vae, image: torch.Tensor, width: in
     the native node, the augmentation noise is seeded, so a seed reproduces
     a video exactly.
     """
-    if width % 8 or height % 8:
-        raise ValueError(f"width and height must be multiples of 8 (the VAE downsamples by 8), got {width}x{height}")
+    check_video_size(width, height)
     image = image[:1]
     image_emb = clip_vision.encode_image(image).image_embeds.unsqueeze(0)  # (1 1 c)
     pixels = comfy.utils.common_upscale(image.movedim(-1, 1), width, height, "bilinear", "center").movedim(1, -1)

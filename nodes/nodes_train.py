@@ -13,6 +13,7 @@ import folder_paths
 from comfy_api.latest import io
 
 from exvideo_core import save_exvideo
+from exvideo_core.constraints import MIN_PIXELS, VAE_DOWNSCALE
 from exvideo_core.train import TrainConfig, Trainer, VideoClipDataset, encode_clips
 from exvideo_core.train.lora import LORA_DTYPES, check_lora, merge_lora, save_lora
 from exvideo_core.video_io import resolve_inside, save_path
@@ -43,8 +44,10 @@ class ExVideoTrainingClips(io.ComfyNode):
                 io.Int.Input("frames", default=128, min=2, max=4096,
                              tooltip="Frames per clip: the length the extension learns (128 in the reference). "
                                      "Shorter videos are skipped with a warning."),
-                io.Int.Input("width", default=512, min=16, max=8192, step=8, tooltip="Clip width in pixels."),
-                io.Int.Input("height", default=512, min=16, max=8192, step=8, tooltip="Clip height in pixels."),
+                io.Int.Input("width", default=512, min=MIN_PIXELS, max=8192, step=VAE_DOWNSCALE,
+                             tooltip="Clip width in pixels (multiples of 64 recommended)."),
+                io.Int.Input("height", default=512, min=MIN_PIXELS, max=8192, step=VAE_DOWNSCALE,
+                             tooltip="Clip height in pixels (multiples of 64 recommended)."),
                 io.Int.Input("frame_stride", default=1, min=1, max=100, tooltip="Take every n-th frame."),
                 io.Int.Input("motion_bucket_id", default=0, min=0, max=1023,
                              tooltip="0 measures each clip's motion as the reference does; otherwise this bucket."),

@@ -49,13 +49,13 @@ from typing import Callable
 
 import torch
 
+from ..constraints import check_training_size
 from ..errors import ExVideoError
 from .config import TrainConfig, TrainConfigError
 
 DATA_DEFAULTS = {"frames": 128, "width": 512, "height": 512, "frame_stride": 1, "clips_per_video": 1,
                  "recursive": False, "motion_bucket_id": 0}
 LAYOUTS = ("diffsynth", "comfyui")
-MIN_PIXELS = 128  # temporal_block.MIN_LATENT_SIZE latents
 EXIT_ERROR, EXIT_INTERRUPTED = 1, 130
 
 
@@ -103,9 +103,7 @@ def load_run_config(path: str | os.PathLike) -> RunConfig:
     if layout not in LAYOUTS:
         raise TrainConfigError(f"[output] layout must be one of {LAYOUTS}, got {layout!r}")
     size = (data.get("width", DATA_DEFAULTS["width"]), data.get("height", DATA_DEFAULTS["height"]))
-    if min(size) < MIN_PIXELS or size[0] % 8 or size[1] % 8:
-        raise TrainConfigError(f"[data] width and height must be multiples of 8 and at least {MIN_PIXELS} (ExVideo's "
-                               f"positional conv needs it), got {size[0]}x{size[1]}")
+    check_training_size(*size, "[data] width and height", TrainConfigError)
     here = path.parent
     optional = {key: here / model[key] for key in ("exvideo", "lora") if model.get(key)}
     return RunConfig(checkpoint=here / model["checkpoint"], videos=here / data["videos"], output=here / output["dir"],

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
+from ..constraints import check_frame_count, check_training_size
 from ..errors import ExVideoError
 from ..video_io import VIDEO_EXTENSIONS, VideoReadError, center_crop_box, read_video
 
@@ -79,11 +80,8 @@ class VideoClipDataset:
 
     def __init__(self, sources: Sequence[str | os.PathLike | torch.Tensor], num_frames: int, width: int, height: int,
                  frame_stride: int = 1, clips_per_video: int = 1):
-        if num_frames < 2:
-            raise DatasetError(f"a training clip needs at least 2 frames, not {num_frames}")
-        if width % 8 or height % 8 or min(width, height) < 16:
-            raise DatasetError(f"width and height must be multiples of 8 and at least 16 (the VAE downsamples by 8 "
-                               f"and ExVideo's conv needs 2x2 latents in the deepest block), got {width}x{height}")
+        check_frame_count(num_frames, "a training clip's frames", DatasetError)
+        check_training_size(width, height, "training clips' width and height", DatasetError)
         if frame_stride < 1 or clips_per_video < 1:
             raise DatasetError(f"frame_stride and clips_per_video must be at least 1, got {frame_stride}, "
                                f"{clips_per_video}")

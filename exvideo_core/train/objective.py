@@ -34,12 +34,12 @@ import comfy.model_management
 import comfy.model_patcher
 import comfy.patcher_extension
 
+from ..constraints import DIFFSYNTH_ENCODER_SCALE
 from .cache import EncodedClip
 from .config import TrainConfig
 
 NUM_TRAINING_SIGMAS = 1000
 KARRAS_RHO = 7.0
-DIFFSYNTH_LATENT_SCALE = 0.13025
 
 
 def training_sigmas(model: comfy.model_patcher.ModelPatcher) -> torch.Tensor:
@@ -65,7 +65,7 @@ def loss_weight(sigma: float) -> float:
 def clean_latents(model: comfy.model_patcher.ModelPatcher, clip: EncodedClip, latent_scale: str) -> torch.Tensor:
     """x0 of `clip` in the space the model denoises (t c h w); `latent_scale` as in TrainConfig."""
     if latent_scale == "diffsynth":
-        return clip.latents * DIFFSYNTH_LATENT_SCALE
+        return clip.latents * DIFFSYNTH_ENCODER_SCALE
     return model.model.latent_format.process_in(clip.latents)
 
 

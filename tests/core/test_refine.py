@@ -8,7 +8,8 @@ import torch
 import comfy.model_management
 
 from exvideo_core.errors import ExVideoError
-from exvideo_core.refine import DIFFSYNTH_LATENT_SCALE, encode_frames, refine_video
+from exvideo_core.constraints import DIFFSYNTH_TO_NATIVE_RATIO
+from exvideo_core.refine import encode_frames, refine_video
 from exvideo_harness.clip_vision import StubClipVision
 from exvideo_harness.pack import load_pack_nodes
 from exvideo_harness.svd_models import SMALL_UNET_CONFIG, build_svd_model
@@ -76,13 +77,13 @@ def test_refining_changes_the_encoded_input(refined, vae, frames):
 
 
 def test_diffsynth_latent_scale_scales_what_is_encoded(model, clip_vision, vae, frames):
-    assert DIFFSYNTH_LATENT_SCALE == 0.13025 / 0.18215
+    assert DIFFSYNTH_TO_NATIVE_RATIO == 0.13025 / 0.18215
     native = encode_frames(vae, frames, WIDTH, HEIGHT)
     assert torch.equal(encode_frames(vae, frames, WIDTH, HEIGHT, diffsynth_latent_scale=True),
-                       native * DIFFSYNTH_LATENT_SCALE)
+                       native * DIFFSYNTH_TO_NATIVE_RATIO)
     # What the sampler starts from: denoise 0 hands it back untouched.
     out = refine(model, clip_vision, vae, frames, denoise=0.0, diffsynth_latent_scale=True)
-    assert torch.equal(out, native * DIFFSYNTH_LATENT_SCALE)
+    assert torch.equal(out, native * DIFFSYNTH_TO_NATIVE_RATIO)
 
 
 def test_frames_are_encoded_in_batches_like_all_at_once(vae, frames, monkeypatch):

@@ -33,7 +33,7 @@ def test_latents_are_the_vaes_unscaled_frame_latents_and_the_embedding_is_of_fra
 
 
 def test_fixed_motion_bucket():
-    dataset = VideoClipDataset.from_images(moving_square_video(8, size=64), 8, 64, 64)
+    dataset = VideoClipDataset.from_images(moving_square_video(8, size=64), 8, 128, 128)
     (clip,) = encode_clips(dataset, tiny_vae(), tiny_clip_vision(), motion_bucket_id=127)
     assert clip.motion_bucket_id == 127
 

@@ -13,10 +13,10 @@ from exvideo_harness.train_data import moving_square_video
 
 def test_images_give_consecutive_windows_at_the_stride():
     video = torch.arange(24, dtype=torch.float32).reshape(24, 1, 1, 1).expand(24, 16, 16, 3) / 24
-    clips = list(VideoClipDataset.from_images(video, 4, 16, 16, frame_stride=2, clips_per_video=3))
+    clips = list(VideoClipDataset.from_images(video, 4, 128, 128, frame_stride=2, clips_per_video=3))
     assert [c.name for c in clips] == ["images0@0", "images0@8", "images0@16"]
     assert [round(v * 24) for v in clips[1].frames[:, 0, 0, 0].tolist()] == [8, 10, 12, 14]
-    assert all(c.frames.shape == (4, 16, 16, 3) for c in clips)
+    assert all(c.frames.shape == (4, 128, 128, 3) for c in clips)
 
 
 def test_resize_and_center_crop():
@@ -29,13 +29,21 @@ def test_resize_and_center_crop():
 
 def test_too_short_images_are_refused():
     with pytest.raises(DatasetError, match="10 frames, 5 at stride 2: fewer than the 8"):
-        VideoClipDataset.from_images(torch.rand(10, 16, 16, 3), 8, 16, 16, frame_stride=2)
+        VideoClipDataset.from_images(torch.rand(10, 16, 16, 3), 8, 128, 128, frame_stride=2)
 
 
-@pytest.mark.parametrize("width, height", [(20, 16), (8, 8)])
-def test_sizes_the_model_cannot_use_are_refused(width, height):
-    with pytest.raises(DatasetError, match="multiples of 8"):
+@pytest.mark.parametrize("width, height, problem", [(132, 128, "multiples of 8"), (20, 16, "multiples of 8"),
+                                                     (64, 64, "at least 128"), (128, 120, "at least 128")])
+def test_sizes_the_model_cannot_use_are_refused(width, height, problem):
+    """The rule the CLI and the Trainer hold too (constraints.MIN_PIXELS): refused before any clip is read."""
+    with pytest.raises(DatasetError, match=problem):
         VideoClipDataset.from_images(torch.rand(8, 16, 16, 3), 4, width, height)
+
+
+def test_sizes_off_the_recommended_multiple_are_allowed_with_a_warning(caplog):
+    with caplog.at_level(logging.WARNING):
+        VideoClipDataset.from_images(torch.rand(8, 16, 16, 3), 4, 136, 128)
+    assert "not a multiple of 64" in caplog.text and "e.g. 128x128" in caplog.text
 
 
 def test_folder_skips_short_and_broken_videos_with_warnings(tmp_path, caplog):
@@ -43,13 +51,13 @@ def test_folder_skips_short_and_broken_videos_with_warnings(tmp_path, caplog):
     write_mp4(moving_square_video(3, size=64), tmp_path / "short.mp4", fps=30)
     (tmp_path / "broken.mp4").write_bytes(b"not a video")
     (tmp_path / "notes.txt").write_text("ignored")
-    dataset = VideoClipDataset.from_folder(tmp_path, 6, 32, 32, clips_per_video=4)
+    dataset = VideoClipDataset.from_folder(tmp_path, 6, 128, 128, clips_per_video=4)
     with caplog.at_level(logging.WARNING):
         clips = list(dataset)
     assert [c.name for c in clips] == ["long.mp4@0", "long.mp4@6"]
-    assert clips[0].frames.shape == (6, 32, 32, 3)
+    assert clips[0].frames.shape == (6, 128, 128, 3)
     # The square moves right: the bright mass of the last frame is right of the first's.
-    columns = torch.arange(32.0)
+    columns = torch.arange(128.0)
     centre = [(f.mean(dim=(0, 2)) * columns).sum() / f.mean(dim=(0, 2)).sum() for f in clips[0].frames[[0, -1]]]
     assert centre[1] > centre[0] + 2
     assert "skipping short.mp4: it has 3 frames" in caplog.text
@@ -59,12 +67,12 @@ def test_folder_skips_short_and_broken_videos_with_warnings(tmp_path, caplog):
 def test_empty_folder_is_a_clear_error(tmp_path):
     (tmp_path / "readme.txt").write_text("no videos")
     with pytest.raises(DatasetError, match="holds no videos"):
-        VideoClipDataset.from_folder(tmp_path, 8, 32, 32)
+        VideoClipDataset.from_folder(tmp_path, 8, 128, 128)
 
 
 def test_a_dataset_without_usable_clips_is_a_clear_error(tmp_path):
     write_mp4(moving_square_video(3, size=32), tmp_path / "short.mp4", fps=30)
-    dataset = VideoClipDataset.from_folder(tmp_path, 8, 32, 32)
+    dataset = VideoClipDataset.from_folder(tmp_path, 8, 128, 128)
     with pytest.raises(DatasetError, match="no training clip could be made"):
         encode_clips(dataset, vae=None, clip_vision=None)
 

@@ -1,0 +1,66 @@
+"""One size rule for every front end: nodes, the CLI, the dataset and the samplers refuse the same sizes."""
+
+import importlib
+import logging
+
+import pytest
+import torch
+
+from exvideo_core import constraints
+from exvideo_core.constraints import MIN_PIXELS, SizeError, check_training_size, check_video_size
+from exvideo_core.errors import ExVideoError
+from exvideo_core.sampling import image_to_video_conditioning
+from exvideo_core.train import DatasetError, VideoClipDataset
+from exvideo_core.train.cli import load_run_config
+from exvideo_core.train.config import TrainConfigError
+from exvideo_harness.pack import load_pack_nodes
+
+
+def test_the_scale_facts_have_distinct_names():
+    assert constraints.SVD_LATENT_SCALE == 0.18215
+    assert constraints.DIFFSYNTH_ENCODER_SCALE == 0.13025
+    assert constraints.DIFFSYNTH_TO_NATIVE_RATIO == pytest.approx(0.715, abs=1e-3)
+
+
+@pytest.mark.parametrize("width, height", [(132, 128), (128, 60)])
+def test_sizes_off_the_vae_grid_are_refused(width, height):
+    with pytest.raises(SizeError, match="multiples of 8"):
+        check_video_size(width, height)
+
+
+def test_off_the_recommended_multiple_is_a_warning_not_an_error(caplog):
+    with caplog.at_level(logging.WARNING):
+        check_video_size(520, 512)
+    assert "not a multiple of 64" in caplog.text and "512x512" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        check_video_size(512, 512)
+    assert not caplog.text
+
+
+def test_errors_are_the_packs_own_and_still_value_errors():
+    with pytest.raises(ExVideoError):
+        check_training_size(120, 128)
+    with pytest.raises(ValueError):
+        check_training_size(120, 128)
+
+
+def test_sampling_refuses_with_the_same_rule():
+    with pytest.raises(SizeError, match="multiples of 8"):
+        image_to_video_conditioning(None, None, torch.zeros(1, 8, 8, 3), 132, 128, 4)
+
+
+def test_the_dataset_the_cli_and_the_node_agree_on_the_smallest_clip(tmp_path):
+    """The Training Clips node used to accept 16 px that the Trainer refused only after encoding every clip."""
+    with pytest.raises(DatasetError, match=f"at least {MIN_PIXELS}"):
+        VideoClipDataset.from_images(torch.rand(8, 16, 16, 3), 4, MIN_PIXELS - 8, MIN_PIXELS)
+    VideoClipDataset.from_images(torch.rand(8, 16, 16, 3), 4, MIN_PIXELS, MIN_PIXELS)
+    config = tmp_path / "run.toml"
+    config.write_text('[model]\ncheckpoint = "svd.safetensors"\n[data]\nvideos = "v"\n'
+                      f'width = {MIN_PIXELS - 8}\nheight = {MIN_PIXELS}\n[output]\ndir = "out"\n')
+    with pytest.raises(TrainConfigError, match=f"at least {MIN_PIXELS}"):
+        load_run_config(config)
+    nodes_train = importlib.import_module(f"{load_pack_nodes().__name__}.nodes_train")
+    schema = nodes_train.ExVideoTrainingClips.define_schema()
+    sizes = {i.id: i for i in schema.inputs if i.id in ("width", "height")}
+    assert {name: spec.min for name, spec in sizes.items()} == {"width": MIN_PIXELS, "height": MIN_PIXELS}
