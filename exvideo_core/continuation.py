@@ -34,7 +34,7 @@ from einops import reduce
 
 from .constraints import LATENT_CHANNELS
 from .errors import ExVideoError
-from .sampling import image_to_video_conditioning, sample_video
+from .sampling import SamplingSettings, image_to_video_conditioning, sample_video
 
 # SVD's temporal decoder computes a frame from its neighbours: the last frame
 # is decoded with as many frames before it as one window of the long-video
@@ -73,9 +73,7 @@ def last_frame(vae, samples: torch.Tensor) -> torch.Tensor:
 
 
 def continue_video(model, clip_vision, vae, previous_latent: dict, frames: int, overlap: int = 8,
-                   previous_images: torch.Tensor | None = None, steps: int = 50, cfg: float = 2.0,
-                   min_cfg: float = 2.0, sampler_name: str = "euler", scheduler: str = "karras", seed: int = 1,
-                   fps: int = 30, motion_bucket_id: int = 127, augmentation_level: float = 0.02,
+                   settings: SamplingSettings = SamplingSettings(), *, previous_images: torch.Tensor | None = None,
                    callback: Callable | None = None) -> dict:
     """The LATENT of the clip that continues `previous_latent` (a clip or a whole video; t 4 h w).
 
@@ -91,10 +89,8 @@ def continue_video(model, clip_vision, vae, previous_latent: dict, frames: int, 
     scale = vae.spacial_compression_encode()
     condition = last_frame(vae, previous) if previous_images is None else previous_images[-1:]
     positive, negative, _ = image_to_video_conditioning(
-        clip_vision, vae, condition, latent_width * scale, latent_height * scale, frames, motion_bucket_id, fps,
-        augmentation_level, seed)
-    out = sample_video(model, positive, negative, latent, seed, steps, cfg, min_cfg, sampler_name, scheduler,
-                       callback=callback)["samples"]
+        clip_vision, vae, condition, latent_width * scale, latent_height * scale, frames, settings)
+    out = sample_video(model, positive, negative, latent, settings, callback=callback)["samples"]
     # Euler-type samplers return the kept frames up to float round-off, but
     # multistep ones (uni_pc) end on a mix of several predictions and drift;
     # written back, the overlap equals the previous frames bit for bit.

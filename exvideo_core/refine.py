@@ -30,7 +30,7 @@ import comfy.utils
 
 from .constraints import DIFFSYNTH_TO_NATIVE_RATIO, check_video_size
 from .errors import ExVideoError
-from .sampling import image_to_video_conditioning, sample_video
+from .sampling import SamplingSettings, image_to_video_conditioning, sample_video
 
 # Frames upscaled and encoded at a time: 128 frames of 1024x1024 would take
 # 1.6 GB as float pixels at once, 16 take 0.2 GB.
@@ -60,10 +60,12 @@ def encode_frames(vae, frames: torch.Tensor, width: int, height: int,
     return latent
 
 
-def refine_video(model, clip_vision, vae, frames: torch.Tensor, width: int = 1024, height: int = 1024,
-                 denoise: float = 0.5, steps: int = 25, cfg: float = 2.0, min_cfg: float = 2.0,
-                 sampler_name: str = "euler", scheduler: str = "karras", seed: int = 1, fps: int = 30,
-                 motion_bucket_id: int = 127, augmentation_level: float = 0.02, diffsynth_latent_scale: bool = False,
+# The reference's second pass: 25 steps (at denoise 0.5), at 1024x1024.
+REFINE_SETTINGS = SamplingSettings(steps=25)
+
+
+def refine_video(model, clip_vision, vae, frames: torch.Tensor, settings: SamplingSettings = REFINE_SETTINGS, *,
+                 width: int = 1024, height: int = 1024, denoise: float = 0.5, diffsynth_latent_scale: bool = False,
                  callback: Callable | None = None, image: torch.Tensor | None = None) -> dict:
     """Re-denoise a video (IMAGE t h w c) at width x height; returns the LATENT of the refined video.
 
@@ -75,7 +77,7 @@ def refine_video(model, clip_vision, vae, frames: torch.Tensor, width: int = 102
         raise ExVideoError(f"denoise must be between 0 and 1, got {denoise}")
     samples = encode_frames(vae, frames, width, height, diffsynth_latent_scale)
     condition = frames[:1] if image is None else image[:1]
-    positive, negative, _ = image_to_video_conditioning(
-        clip_vision, vae, condition, width, height, samples.shape[0], motion_bucket_id, fps, augmentation_level, seed)
-    return sample_video(model, positive, negative, {"samples": samples}, seed, steps, cfg, min_cfg,
-                        sampler_name, scheduler, denoise=denoise, callback=callback)
+    positive, negative, _ = image_to_video_conditioning(clip_vision, vae, condition, width, height,
+                                                        samples.shape[0], settings)
+    return sample_video(model, positive, negative, {"samples": samples}, settings, denoise=denoise,
+                        callback=callback)

@@ -8,6 +8,7 @@ sampler, scheduler, model patch or LoRA works as it does for KSampler.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -19,9 +20,29 @@ import comfy.utils
 from .constraints import check_video_size
 
 
+@dataclass(frozen=True, kw_only=True)
+class SamplingSettings:
+    """SVD conditioning and sampler settings, one value from the node inputs to the sampler.
+
+    Every ExVideo sampling node (Image to Video, Refine, Continue) takes them
+    as the inputs `nodes/sampling_inputs.py` declares, with these names, and
+    passes them on whole: no int can land in another's place.
+    Defaults: DiffSynth's ExVideo example.
+    """
+
+    fps: int = 30
+    motion_bucket_id: int = 127
+    augmentation_level: float = 0.02
+    min_cfg: float = 2.0
+    cfg: float = 2.0
+    steps: int = 50
+    sampler_name: str = "euler"
+    scheduler: str = "karras"
+    seed: int = 1
+
+
 def image_to_video_conditioning(clip_vision, vae, image: torch.Tensor, width: int, height: int, frames: int,
-                                motion_bucket_id: int = 127, fps: int = 30, augmentation_level: float = 0.02,
-                                seed: int = 0):
+                                settings: SamplingSettings = SamplingSettings()):
     """Positive/negative SVD conditioning and an empty latent for `frames` frames.
 
     image: IMAGE (b h w c) in [0, 1]; only its first frame is used. Unlike
@@ -33,11 +54,13 @@ def image_to_video_conditioning(clip_vision, vae, image: torch.Tensor, width: in
     image_emb = clip_vision.encode_image(image).image_embeds.unsqueeze(0)  # (1 1 c)
     pixels = comfy.utils.common_upscale(image.movedim(-1, 1), width, height, "bilinear", "center").movedim(1, -1)
     pixels = pixels[..., :3]
-    if augmentation_level > 0:
-        noise = torch.randn(pixels.shape, generator=torch.Generator().manual_seed(seed), dtype=pixels.dtype)
-        pixels = pixels + augmentation_level * noise.to(pixels.device)
+    if settings.augmentation_level > 0:
+        generator = torch.Generator().manual_seed(settings.seed)
+        noise = torch.randn(pixels.shape, generator=generator, dtype=pixels.dtype)
+        pixels = pixels + settings.augmentation_level * noise.to(pixels.device)
     image_latent = vae.encode(pixels)
-    extra = {"motion_bucket_id": motion_bucket_id, "fps": fps, "augmentation_level": augmentation_level}
+    extra = {"motion_bucket_id": settings.motion_bucket_id, "fps": settings.fps,
+             "augmentation_level": settings.augmentation_level}
     positive = [[image_emb, {**extra, "concat_latent_image": image_latent}]]
     negative = [[torch.zeros_like(image_emb), {**extra, "concat_latent_image": torch.zeros_like(image_latent)}]]
     latent = torch.zeros(frames, 4, height // 8, width // 8)
@@ -62,20 +85,20 @@ def with_linear_cfg(model: comfy.model_patcher.ModelPatcher, min_cfg: float) -> 
     return patched
 
 
-def sample_video(model, positive, negative, latent: dict, seed: int, steps: int = 50, cfg: float = 2.0,
-                 min_cfg: float = 2.0, sampler_name: str = "euler", scheduler: str = "karras",
-                 denoise: float = 1.0, callback: Callable | None = None) -> dict:
+def sample_video(model, positive, negative, latent: dict, settings: SamplingSettings, denoise: float = 1.0,
+                 callback: Callable | None = None) -> dict:
     """Denoise `latent` (one video: t c h w) with per-frame linear CFG; returns a LATENT dict.
 
     A `noise_mask` in the LATENT is honoured as by KSampler: frames where it
     is 0 are kept (continuation carries the previous clip's frames this way).
     """
     samples = comfy.sample.fix_empty_latent_channels(model, latent["samples"])
-    noise = comfy.sample.prepare_noise(samples, seed)
-    guided = with_linear_cfg(model, min_cfg)
-    out = comfy.sample.sample(guided, noise, steps, cfg, sampler_name, scheduler, positive, negative, samples,
-                              denoise=denoise, noise_mask=latent.get("noise_mask"), callback=callback,
-                              disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=seed)
+    noise = comfy.sample.prepare_noise(samples, settings.seed)
+    guided = with_linear_cfg(model, settings.min_cfg)
+    out = comfy.sample.sample(guided, noise, settings.steps, settings.cfg, settings.sampler_name, settings.scheduler,
+                              positive, negative, samples, denoise=denoise, noise_mask=latent.get("noise_mask"),
+                              callback=callback, disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED,
+                              seed=settings.seed)
     return {**latent, "samples": out}
 
 

@@ -4,6 +4,7 @@ import latent_preview
 from comfy_api.latest import io
 
 from exvideo_core.continuation import continue_video, join_clips
+from exvideo_core.sampling import SamplingSettings
 
 from .sampling_inputs import svd_sampling_inputs
 
@@ -48,13 +49,12 @@ class ExVideoContinue(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, model, clip_vision, vae, previous, frames, overlap_frames, fps, motion_bucket_id,
-                augmentation_level, min_cfg, cfg, steps, sampler_name, scheduler, seed,
-                previous_images=None) -> io.NodeOutput:
-        callback = latent_preview.prepare_callback(model, steps)
-        clip = continue_video(model, clip_vision, vae, previous, frames, overlap_frames, previous_images, steps, cfg,
-                              min_cfg, sampler_name, scheduler, seed, fps, motion_bucket_id, augmentation_level,
-                              callback)
+    def execute(cls, model, clip_vision, vae, previous, frames, overlap_frames, previous_images=None,
+                **sampling) -> io.NodeOutput:
+        settings = SamplingSettings(**sampling)
+        clip = continue_video(model, clip_vision, vae, previous, frames, overlap_frames, settings,
+                              previous_images=previous_images,
+                              callback=latent_preview.prepare_callback(model, settings.steps))
         return io.NodeOutput(join_clips(previous, clip, overlap_frames), clip)
 
 

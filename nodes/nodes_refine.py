@@ -4,6 +4,7 @@ import latent_preview
 from comfy_api.latest import io
 
 from exvideo_core.refine import refine_video
+from exvideo_core.sampling import SamplingSettings
 
 from .sampling_inputs import svd_sampling_inputs
 
@@ -46,13 +47,13 @@ class ExVideoRefine(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, model, clip_vision, vae, images, width, height, denoise, fps, motion_bucket_id,
-                augmentation_level, min_cfg, cfg, steps, sampler_name, scheduler, seed, diffsynth_latent_scale,
-                image=None) -> io.NodeOutput:
-        callback = latent_preview.prepare_callback(model, steps)
+    def execute(cls, model, clip_vision, vae, images, width, height, denoise, diffsynth_latent_scale, image=None,
+                **sampling) -> io.NodeOutput:
+        settings = SamplingSettings(**sampling)
         return io.NodeOutput(refine_video(
-            model, clip_vision, vae, images, width, height, denoise, steps, cfg, min_cfg, sampler_name, scheduler,
-            seed, fps, motion_bucket_id, augmentation_level, diffsynth_latent_scale, callback, image))
+            model, clip_vision, vae, images, settings, width=width, height=height, denoise=denoise,
+            diffsynth_latent_scale=diffsynth_latent_scale, image=image,
+            callback=latent_preview.prepare_callback(model, settings.steps)))
 
 
 NODES = [ExVideoRefine]

@@ -3,7 +3,7 @@
 import latent_preview
 from comfy_api.latest import io
 
-from exvideo_core.sampling import image_to_video_conditioning, sample_video
+from exvideo_core.sampling import SamplingSettings, image_to_video_conditioning, sample_video
 
 from .sampling_inputs import svd_sampling_inputs
 
@@ -33,13 +33,12 @@ class ExVideoSampler(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, model, clip_vision, vae, image, width, height, frames, fps, motion_bucket_id,
-                augmentation_level, min_cfg, cfg, steps, sampler_name, scheduler, seed) -> io.NodeOutput:
-        positive, negative, latent = image_to_video_conditioning(
-            clip_vision, vae, image, width, height, frames, motion_bucket_id, fps, augmentation_level, seed)
-        callback = latent_preview.prepare_callback(model, steps)
-        return io.NodeOutput(sample_video(model, positive, negative, latent, seed, steps, cfg, min_cfg,
-                                          sampler_name, scheduler, callback=callback))
+    def execute(cls, model, clip_vision, vae, image, width, height, frames, **sampling) -> io.NodeOutput:
+        settings = SamplingSettings(**sampling)
+        positive, negative, latent = image_to_video_conditioning(clip_vision, vae, image, width, height, frames,
+                                                                 settings)
+        callback = latent_preview.prepare_callback(model, settings.steps)
+        return io.NodeOutput(sample_video(model, positive, negative, latent, settings, callback=callback))
 
 
 NODES = [ExVideoSampler]

@@ -6,7 +6,8 @@ from comfy_api.latest import io
 
 def svd_sampling_inputs(steps: int = 50, seed: int = 1, steps_tooltip: str = "Denoising steps.",
                         seed_tooltip: str = "Seed of the initial noise and of the augmentation noise.") -> list:
-    """fps, motion_bucket_id, augmentation_level, min_cfg, cfg, steps, sampler_name, scheduler, seed."""
+    """The inputs of `SamplingSettings`, one per field and named as its fields: a node builds it with
+    `SamplingSettings(**sampling)` from these (a test checks the names stay in step)."""
     return [
         io.Int.Input("fps", default=30, min=1, max=1024, tooltip="Frame-rate conditioning (the model gets fps - 1)."),
         io.Int.Input("motion_bucket_id", default=127, min=1, max=1023, tooltip="More motion with higher values."),

@@ -12,7 +12,7 @@ import comfy.sample
 from exvideo_core.continuation import (LAST_FRAME_DECODE_CONTEXT, carry_frames, continue_video, join_clips,
                                        join_jump)
 from exvideo_core.errors import ExVideoError
-from exvideo_core.sampling import image_to_video_conditioning, with_linear_cfg
+from exvideo_core.sampling import SamplingSettings, image_to_video_conditioning, with_linear_cfg
 from exvideo_harness.clip_vision import StubClipVision
 from exvideo_harness.pack import load_pack_nodes
 from exvideo_harness.svd_models import SMALL_UNET_CONFIG, build_svd_model
@@ -57,10 +57,10 @@ def inference_and_unload():
     comfy.model_management.unload_all_models()
 
 
-def continue_(model, clip_vision, vae, previous, **kwargs):
-    settings = {"frames": FRAMES, "overlap": OVERLAP, "steps": 1, "seed": 2, "previous_images": last_image(),
-                **kwargs}
-    return continue_video(model, clip_vision, vae, {"samples": previous}, **settings)["samples"]
+def continue_(model, clip_vision, vae, previous, previous_images=None):
+    return continue_video(model, clip_vision, vae, {"samples": previous}, FRAMES, OVERLAP,
+                          SamplingSettings(steps=1, seed=2),
+                          previous_images=last_image() if previous_images is None else previous_images)["samples"]
 
 
 @pytest.fixture(scope="module")

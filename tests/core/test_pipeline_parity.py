@@ -18,7 +18,7 @@ from PIL import Image
 import comfy.model_management
 
 from exvideo_core import apply_exvideo, load_exvideo
-from exvideo_core.sampling import sample_video
+from exvideo_core.sampling import SamplingSettings, sample_video
 from exvideo_harness.diffsynth_reference import diffsynth_unet
 from exvideo_harness.exvideo_files import FULL, random_exvideo_state_dict
 from exvideo_harness.svd_models import FULL_UNET_CONFIG, build_svd_model
@@ -67,8 +67,9 @@ def results(inputs):
     comfy.sample.prepare_noise = lambda samples, seed, *a: inputs["noise"].clone()
     try:
         with torch.inference_mode():
-            ours = sample_video(model, positive, negative, latent, seed=0, steps=STEPS, cfg=CFG, min_cfg=MIN_CFG,
-                                sampler_name="euler", scheduler="karras")["samples"]
+            settings = SamplingSettings(seed=0, steps=STEPS, cfg=CFG, min_cfg=MIN_CFG, sampler_name="euler",
+                                        scheduler="karras")
+            ours = sample_video(model, positive, negative, latent, settings)["samples"]
     finally:
         comfy.sample.prepare_noise = original_prepare
     comfy.model_management.unload_all_models()

@@ -10,6 +10,7 @@ import comfy.model_management
 from exvideo_core.errors import ExVideoError
 from exvideo_core.constraints import DIFFSYNTH_TO_NATIVE_RATIO
 from exvideo_core.refine import encode_frames, refine_video
+from exvideo_core.sampling import SamplingSettings
 from exvideo_harness.clip_vision import StubClipVision
 from exvideo_harness.pack import load_pack_nodes
 from exvideo_harness.svd_models import SMALL_UNET_CONFIG, build_svd_model
@@ -50,9 +51,9 @@ def inference_and_unload():
     comfy.model_management.unload_all_models()
 
 
-def refine(model, clip_vision, vae, frames, **kwargs):
-    settings = {"width": WIDTH, "height": HEIGHT, "steps": 1, "seed": 1, **kwargs}
-    return refine_video(model, clip_vision, vae, frames, **settings)["samples"]
+def refine(model, clip_vision, vae, frames, seed=1, **kwargs):
+    settings = SamplingSettings(steps=1, seed=seed)
+    return refine_video(model, clip_vision, vae, frames, settings, width=WIDTH, height=HEIGHT, **kwargs)["samples"]
 
 
 @pytest.fixture(scope="module")
