@@ -9,12 +9,14 @@ once on the way in, and converted back to DiffSynth's layout on the way out.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from typing import Iterator
 
 import torch
 
 from . import layout, safetensors_io
+from .constraints import MIN_FRAMES
 from .errors import CheckpointError
 from .layout import CONV_BIAS, CONV_WEIGHT, TABLE, TEMPORAL_BLOCKS, TemporalBlock
 from .position import extend_table
@@ -22,6 +24,14 @@ from .position import extend_table
 FORMAT_VERSION = "1"
 _LIST_LIMIT = 5
 _ISFINITE_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+# Metadata this pack writes and later reads back as numbers or flags: a file
+# whose value is anything else was not written by us and is not believed.
+TRUSTED_METADATA = {
+    "exvideo.training_steps": lambda value: value.isascii() and value.isdigit(),
+    "exvideo.ema": lambda value: value in ("true", "false"),
+}
+
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,6 +126,10 @@ def validate(tensors: dict[str, torch.Tensor], source: str) -> None:
         raise CheckpointError(f"{source}: the position table of {first.comfy_name} has shape {tuple(table.shape)}; "
                               f"expected (frames, channels).")
     num_frames, model_channels = table.shape[0], table.shape[1] // first.channel_mult
+    if num_frames < MIN_FRAMES or model_channels == 0:
+        raise CheckpointError(f"{source} is degenerate: its position tables have {num_frames} rows of "
+                              f"{table.shape[1]} channels, and a usable extension has at least {MIN_FRAMES} rows "
+                              f"(one per frame). Use a complete extension such as ExVideo-SVD-128f-v1.")
     context_dim = tensors[first.comfy_prefix + "time_stack.0.attn2.to_k.weight"].shape[-1]
     wrong = []
     for block in TEMPORAL_BLOCKS:
@@ -139,6 +153,15 @@ def validate(tensors: dict[str, torch.Tensor], source: str) -> None:
                               f"the file is corrupt or came from a diverged training run.")
 
 
+def _trusted(metadata: dict[str, str], source: str) -> dict[str, str]:
+    """The file's metadata less our own keys whose values are not what we write (a resume parses them)."""
+    kept = dict(metadata)
+    for key, wellformed in TRUSTED_METADATA.items():
+        if key in kept and not wellformed(kept[key]):
+            log.warning("%s: ignoring metadata %s=%r, which this pack does not write", source, key, kept.pop(key))
+    return kept
+
+
 def _require_extension_keys(keys, source: str) -> str:
     kind = layout.detect_layout(keys)
     if kind is None:
@@ -158,7 +181,7 @@ def from_state_dict(state_dict: dict[str, torch.Tensor], metadata: dict[str, str
                                   f"{len(unknown)} unexpected tensors ({_listing(unknown)}).")
         tensors = layout.to_comfyui(tensors)
     validate(tensors, source)
-    metadata = {**(metadata or {}), "exvideo.num_frames": str(tensors[TEMPORAL_BLOCKS[0].comfy_prefix + TABLE].shape[0])}
+    metadata = {**_trusted(metadata or {}, source), "exvideo.num_frames": str(tensors[TEMPORAL_BLOCKS[0].comfy_prefix + TABLE].shape[0])}
     metadata.setdefault("exvideo.source", kind)
     return ExVideoWeights(tensors, metadata)
 

@@ -192,3 +192,29 @@ def test_wrong_file_is_refused_from_its_header(tmp_path, monkeypatch):
 
     monkeypatch.setattr(safetensors_io.safetensors.torch, "load_file", never)
     expect_error(path, "not an ExVideo extension")
+
+
+@pytest.mark.parametrize("rows", [0, 1])
+def test_degenerate_position_tables_are_refused_when_loading(rows):
+    """A 0-row table used to load (N = 0) and fail only at sampling time."""
+    state_dict = {key: value[:rows] if key.endswith(".positional_embedding.embeddings") else value
+                  for key, value in random_exvideo_state_dict(4, **SMALL).items()}
+    with pytest.raises(CheckpointError, match=f"degenerate: its position tables have {rows} rows"):
+        load_exvideo(state_dict)
+
+
+@pytest.mark.parametrize("steps", ["12.5", "-3", "lots", "1e3", "٣"])
+def test_metadata_we_would_parse_is_not_trusted_unless_it_is_what_we_write(tmp_path, steps, caplog):
+    path = tmp_path / "odd.safetensors"
+    safetensors_io.save(random_exvideo_state_dict(4, **SMALL), path,
+                        metadata={"exvideo.training_steps": steps, "exvideo.ema": "maybe", "note": "kept"})
+    weights = load_exvideo(path)
+    assert "exvideo.training_steps" not in weights.metadata and "exvideo.ema" not in weights.metadata
+    assert weights.metadata["note"] == "kept"
+    assert "ignoring metadata exvideo.training_steps" in caplog.text
+
+
+def test_well_formed_metadata_is_kept(tmp_path):
+    path = tmp_path / "ours.safetensors"
+    safetensors_io.save(random_exvideo_state_dict(4, **SMALL), path, metadata={"exvideo.training_steps": "12"})
+    assert load_exvideo(path).metadata["exvideo.training_steps"] == "12"
