@@ -4,6 +4,7 @@ import pytest
 import torch
 
 import comfy.model_management
+import comfy.ops
 
 from exvideo_core.train import TrainConfig, Trainer
 from exvideo_core.train.grad_checkpoint import add_gradient_checkpointing, checkpointed, unet_layer_keys
@@ -24,7 +25,13 @@ def unload_after():
 
 
 def test_checkpointed_copy_shares_the_modules_tensors():
-    module = torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.GELU(), torch.nn.Linear(3, 1))
+    # ComfyUI's ops layers, as in the UNet; they skip weight init, so the test fills them.
+    ops = comfy.ops.disable_weight_init
+    module = torch.nn.Sequential(ops.Linear(3, 3), torch.nn.GELU(), ops.Linear(3, 1))
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for parameter in module.parameters():
+            parameter.copy_(torch.randn(parameter.shape, generator=generator))
     copy = checkpointed(module)
     assert copy is not module and copy._modules is module._modules
     assert [id(p) for p in copy.parameters()] == [id(p) for p in module.parameters()]
