@@ -49,7 +49,8 @@ from .seeding import generator
 from .state import TrainState, load_state, save_state
 from .trainable import FullTemporal, TemporalLoRA, TrainableExtension, layer_tensor_keys
 
-_AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+# `TrainConfig.autocast`: the compute dtype of the training clone (None: the MODEL's own).
+_COMPUTE_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class TrainingDivergedError(ExVideoError):
@@ -169,6 +170,13 @@ class Trainer:
         """
         with torch.inference_mode(False), torch.enable_grad():
             patched = self.trainable.patch(self.model)
+            compute_dtype = _COMPUTE_DTYPES.get(self.config.autocast)
+            if compute_dtype is not None:
+                # Mixed precision the way ComfyUI's own trainer sets it (comfy_extras/nodes_train.py): the clone's
+                # inputs are cast to the compute dtype and every ComfyUI ops layer casts its weight and bias to
+                # the activations' dtype on the fly (cast_bias_weight), the trained fp32 masters included; the
+                # masters, AdamW and the loss stay fp32. Unloading the clone restores the layers' casting flags.
+                patched.set_model_compute_dtype(compute_dtype)
             if self.config.gradient_checkpointing:
                 add_gradient_checkpointing(patched)
             # An enormous requirement makes ComfyUI free the device of other models first, as its LoRA trainer does.
@@ -248,9 +256,7 @@ class Trainer:
 
     def _sample_loss(self, patched: comfy.model_patcher.ModelPatcher, sample: int) -> torch.Tensor:
         clip, sigma, noise = self.draw(sample)
-        dtype = _AUTOCAST_DTYPES.get(self.config.autocast)
-        with torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
-            return denoising_loss(patched, clip, sigma, noise, self.config)
+        return denoising_loss(patched, clip, sigma, noise, self.config)
 
     # ------------------------------------------------------------------ results
 
