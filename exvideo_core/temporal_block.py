@@ -9,7 +9,8 @@ weight patches and LoRAs resolve to the very same parameters) and adds:
 - `time_pos_table`: the learned (N, C) table that replaces the sinusoid
   input of `time_pos_embed`; frame t uses row t;
 - `time_pos_conv`: a reflect-padded 3x3x3 conv over (t, h, w), applied to
-  `x + emb` before the temporal transformer.
+  `x + emb` before the temporal transformer (padded outside ComfyUI's op, see
+  `ReflectPaddedConv3d`).
 
 It is installed as a ModelPatcher object patch, never by editing ComfyUI:
 unpatching puts the original block back.
@@ -18,6 +19,7 @@ unpatching puts the original block back.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from einops import rearrange, repeat
 
 import comfy.ops
@@ -52,13 +54,35 @@ class FramePositionTable(torch.nn.Module):
         return self.weight[:num_frames].to(device=like.device, dtype=like.dtype)
 
 
+class ReflectPaddedConv3d(comfy.ops.manual_cast.Conv3d):
+    """A 3x3x3 conv with reflect padding that every ComfyUI conv3d path computes exactly.
+
+    ComfyUI's `Conv3d._conv_forward` may bypass torch's padding-mode handling:
+    with `NVIDIA_MEMORY_CONV_BUG_WORKAROUND` (cuDNN 9.10.2-9.14, torch
+    2.9-2.10) every fp16/bf16 conv3d runs `torch.cudnn_convolution(input,
+    weight, self.padding, ...)`, which zero-pads whatever `padding_mode` says.
+    So the reflection is done here, outside the op, and the op itself convolves
+    with padding 0, which all of its paths agree on. It is still ComfyUI's op,
+    so weight casting, offloading and weight wrappers work as for any layer,
+    and the parameters (`weight`, `bias`) are those of `Conv3d(padding=1,
+    padding_mode="reflect")`.
+    """
+
+    def __init__(self, channels: int, kernel_size: int = 3, **kwargs):
+        super().__init__(channels, channels, kernel_size=kernel_size, padding=0, **kwargs)
+        self.reflect_padding = kernel_size // 2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.pad(x, (self.reflect_padding,) * 6, mode="reflect")
+        return super().forward(x)
+
+
 def positional_conv(channels: int, weight: torch.Tensor, bias: torch.Tensor, dtype: torch.dtype,
-                    device: torch.device | None = None) -> torch.nn.Conv3d:
+                    device: torch.device | None = None) -> ReflectPaddedConv3d:
     # manual_cast ops cast the weights to the activations' dtype and device on
     # the fly, so the conv works under ComfyUI's lowvram loading and any
     # UNet dtype, like the UNet's own layers.
-    conv = comfy.ops.manual_cast.Conv3d(channels, channels, kernel_size=3, padding=1, padding_mode="reflect",
-                                        dtype=dtype, device=device)
+    conv = ReflectPaddedConv3d(channels, kernel_size=3, dtype=dtype, device=device)
     with torch.no_grad():
         conv.weight.copy_(weight)
         conv.bias.copy_(bias)
@@ -69,7 +93,7 @@ class ExVideoVideoTransformer(SpatialVideoTransformer):
     """A `SpatialVideoTransformer` whose temporal branch runs ExVideo."""
 
     time_pos_table: FramePositionTable
-    time_pos_conv: torch.nn.Conv3d
+    time_pos_conv: ReflectPaddedConv3d
 
     @classmethod
     def wrap(cls, base: SpatialVideoTransformer, table: torch.nn.Module, conv: torch.nn.Module) -> "ExVideoVideoTransformer":

@@ -12,25 +12,8 @@ import comfy.supported_models
 from exvideo_core import (ExVideoError, FrameCountError, IncompatibleModelError, apply_exvideo,
                           load_exvideo, new_exvideo)
 from exvideo_core.temporal_block import ExVideoVideoTransformer
-from exvideo_harness.exvideo_files import FULL, SMALL, random_exvideo_state_dict
+from exvideo_harness.exvideo_files import FULL, random_exvideo_state_dict
 from exvideo_harness.svd_models import SMALL_UNET_CONFIG, apply_model_direct, build_svd_model, svd_conditioning
-
-N = 32
-
-
-@pytest.fixture(scope="module")
-def base():
-    return build_svd_model(SMALL_UNET_CONFIG, seed=0)
-
-
-@pytest.fixture(scope="module")
-def weights():
-    return load_exvideo(random_exvideo_state_dict(N, seed=1, **SMALL))
-
-
-@pytest.fixture(scope="module")
-def other_weights():
-    return load_exvideo(random_exvideo_state_dict(N, seed=2, **SMALL))
 
 
 @pytest.fixture(autouse=True)
