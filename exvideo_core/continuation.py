@@ -34,6 +34,7 @@ from einops import reduce
 
 from .constraints import LATENT_CHANNELS
 from .errors import ExVideoError
+from .patch import check_video_length
 from .sampling import SamplingSettings, image_to_video_conditioning, sample_video
 
 # SVD's temporal decoder computes a frame from its neighbours: the last frame
@@ -84,6 +85,7 @@ def continue_video(model, clip_vision, vae, previous_latent: dict, frames: int, 
     previous latent.
     """
     previous = _video_samples(previous_latent, "the previous latent")
+    check_video_length(model, frames)
     latent = carry_frames(previous, frames, overlap)
     _, _, latent_height, latent_width = previous.shape
     scale = vae.spacial_compression_encode()

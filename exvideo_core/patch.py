@@ -8,24 +8,36 @@ MODEL the user passed in is never changed:
 - each of the 16 temporal blocks is replaced by an object patch holding an
   `ExVideoVideoTransformer` that shares the block's modules and owns the
   clone's position table and conv. Object patches are applied and restored
-  by the patcher too, so two clones with different extensions coexist.
+  by the patcher too, so two clones with different extensions coexist;
+- the table length goes on the clone as the attachment ATTACHMENT, and an
+  outer-sample wrapper refuses a longer video before anything is loaded or
+  sampled, for our nodes and for native samplers alike.
+
+Training installs its own fp32 tables and convs through the same seam
+(`modules=`) and trains the temporal tensors through weight wrappers, so it
+asks for no "set" patches (`set_patches=False` where it replaces them all).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
 
 import torch
 
 import comfy.lora
 import comfy.model_base
 import comfy.model_patcher
+import comfy.patcher_extension
 import comfy.utils
 from comfy.ldm.modules.attention import SpatialVideoTransformer
 
 from . import layout
-from .errors import IncompatibleModelError
+from .constraints import MIN_FRAMES
+from .errors import FrameCountError, IncompatibleModelError
 from .layout import TEMPORAL_BLOCKS, TemporalBlock
 from .position import initial_table
-from .temporal_block import ExVideoVideoTransformer, FramePositionTable, positional_conv
+from .temporal_block import ExVideoVideoTransformer, FramePositionTable, frame_count_error, positional_conv
 from .weights import ExVideoWeights, from_state_dict
 
 
@@ -72,24 +84,78 @@ def _check_fit(model: comfy.model_patcher.ModelPatcher, weights: ExVideoWeights)
                 f"embeddings but the MODEL uses {to_k.shape[-1]}: it was made for another base model.")
 
 
-def apply_exvideo(model: comfy.model_patcher.ModelPatcher, weights: ExVideoWeights) -> comfy.model_patcher.ModelPatcher:
-    """A clone of `model` that runs ExVideo with `weights`; `model` itself is untouched."""
+# The one key under which a patched MODEL carries what ExVideo put on it (attachment and wrapper).
+ATTACHMENT = "exvideo"
+
+BlockModules = Mapping[TemporalBlock, tuple[FramePositionTable, torch.nn.Module]]
+
+
+@dataclass(frozen=True)
+class ExVideoPatch:
+    """The attachment of a patched MODEL: what samplers need to know before they start."""
+
+    num_frames: int  # the position table's length: the longest video, in latent frames
+
+
+def apply_exvideo(model: comfy.model_patcher.ModelPatcher, weights: ExVideoWeights, *,
+                  modules: BlockModules | None = None, set_patches: bool = True) -> comfy.model_patcher.ModelPatcher:
+    """A clone of `model` that runs ExVideo with `weights`; `model` itself is untouched.
+
+    modules: the position table and conv of each block, to install as they
+        are (a trainer's fp32 tensors, trained in place); by default they are
+        made from `weights` in the model's dtype.
+    set_patches: whether the extension's temporal tensors become "set" weight
+        patches; a caller that supplies every one of them otherwise (a
+        trainer's weight wrappers) turns them off.
+    """
     check_model(model)
     _check_fit(model, weights)
-    dtype = model.model_dtype()
     patched = model.clone()
-    patched.add_patches({key: ("set", (tensor,)) for key, tensor in weights.temporal_tensors()})
+    if set_patches:
+        patched.add_patches({key: ("set", (tensor,)) for key, tensor in weights.temporal_tensors()})
+    modules = modules or _modules_from(weights, model)
     extra_bytes = 0
     for block in TEMPORAL_BLOCKS:
-        base = _temporal_block(model, block)
-        table = FramePositionTable(weights.table(block).to(dtype))
-        conv_weight, conv_bias = weights.conv(block)
-        conv = positional_conv(base.in_channels, conv_weight, conv_bias, dtype=dtype, device=model.offload_device)
-        patched.add_object_patch(layout.MODEL_PREFIX + block.comfy_name, ExVideoVideoTransformer.wrap(base, table, conv))
+        table, conv = modules[block]
+        patched.add_object_patch(layout.MODEL_PREFIX + block.comfy_name,
+                                 ExVideoVideoTransformer.wrap(_temporal_block(model, block), table, conv))
         extra_bytes += sum(p.numel() * p.element_size() for p in (*table.parameters(), *conv.parameters()))
     # Lets ComfyUI's memory planning count the new tensors (about 0.8 GB at SVD size in fp16).
     patched.size = model.model_size() + extra_bytes
+    patched.set_attachments(ATTACHMENT, ExVideoPatch(num_frames=weights.num_frames))
+    patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, ATTACHMENT, _refuse_too_long)
     return patched
+
+
+def _modules_from(weights: ExVideoWeights, model: comfy.model_patcher.ModelPatcher) -> BlockModules:
+    dtype = model.model_dtype()
+    modules = {}
+    for block in TEMPORAL_BLOCKS:
+        conv_weight, conv_bias = weights.conv(block)
+        modules[block] = (FramePositionTable(weights.table(block).to(dtype)),
+                          positional_conv(conv_weight.shape[0], conv_weight, conv_bias, dtype=dtype,
+                                          device=model.offload_device))
+    return modules
+
+
+def table_length(model: comfy.model_patcher.ModelPatcher) -> int | None:
+    """The position table length of an ExVideo-patched MODEL; None for a MODEL without ExVideo."""
+    patch = model.get_attachment(ATTACHMENT)
+    return patch.num_frames if patch is not None else None
+
+
+def check_video_length(model: comfy.model_patcher.ModelPatcher, frames: int) -> None:
+    """Raise FrameCountError if a `frames`-frame video is longer than the MODEL's position table."""
+    rows = table_length(model)
+    if rows is not None and frames > rows:
+        raise frame_count_error(frames, rows)
+
+
+def _refuse_too_long(executor, noise, latent_image, *args, **kwargs):
+    # Runs before ComfyUI loads the model or takes a step; an SVD latent batch is one video's frames.
+    if not latent_image.is_nested:
+        check_video_length(executor.class_obj.model_patcher, latent_image.shape[0])
+    return executor(noise, latent_image, *args, **kwargs)
 
 
 def effective_weight(model: comfy.model_patcher.ModelPatcher, key: str) -> torch.Tensor:
@@ -112,8 +178,8 @@ def new_exvideo(model: comfy.model_patcher.ModelPatcher, num_frames: int) -> ExV
     of up to 25 frames the patched model computes what the model computes.
     """
     check_model(model)
-    if num_frames < 2:
-        raise ValueError(f"an ExVideo extension needs at least 2 frames, not {num_frames}")
+    if num_frames < MIN_FRAMES:
+        raise FrameCountError(f"an ExVideo extension needs at least {MIN_FRAMES} frames, not {num_frames}")
     tensors = {}
     for block in TEMPORAL_BLOCKS:
         channels = _temporal_block(model, block).in_channels

@@ -30,6 +30,7 @@ import comfy.utils
 
 from .constraints import DIFFSYNTH_TO_NATIVE_RATIO, check_video_size
 from .errors import ExVideoError
+from .patch import check_video_length
 from .sampling import SamplingSettings, image_to_video_conditioning, sample_video
 
 # Frames upscaled and encoded at a time: 128 frames of 1024x1024 would take
@@ -75,6 +76,7 @@ def refine_video(model, clip_vision, vae, frames: torch.Tensor, settings: Sampli
     """
     if not 0.0 <= denoise <= 1.0:
         raise ExVideoError(f"denoise must be between 0 and 1, got {denoise}")
+    check_video_length(model, frames.shape[0])
     samples = encode_frames(vae, frames, width, height, diffsynth_latent_scale)
     condition = frames[:1] if image is None else image[:1]
     positive, negative, _ = image_to_video_conditioning(clip_vision, vae, condition, width, height,

@@ -25,7 +25,7 @@ from einops import rearrange, repeat
 import comfy.ops
 from comfy.ldm.modules.attention import SpatialVideoTransformer
 
-from .errors import ExVideoError, FrameCountError
+from .errors import ExVideoError, FrameCountError, IncompatibleModelError, InputError
 
 # Children that belong to the ExVideo wrapper itself, not to the base block.
 _OWN_CHILDREN = ("time_pos_table", "time_pos_conv")
@@ -47,11 +47,16 @@ class FramePositionTable(torch.nn.Module):
 
     def forward(self, num_frames: int, like: torch.Tensor) -> torch.Tensor:
         if num_frames > self.num_frames:
-            raise FrameCountError(
-                f"this video has {num_frames} latent frames but the ExVideo extension's position table covers "
-                f"only {self.num_frames}. Generate at most {self.num_frames} frames, or extend the table "
-                f"(the 'frames' input of Apply ExVideo, or ExVideoWeights.extend({num_frames})) and post-tune it.")
+            raise frame_count_error(num_frames, self.num_frames)
         return self.weight[:num_frames].to(device=like.device, dtype=like.dtype)
+
+
+def frame_count_error(frames: int, rows: int) -> FrameCountError:
+    """The error for a video longer than the table, raised by the sampler check and, as a last guard, here."""
+    return FrameCountError(
+        f"this video has {frames} latent frames but the ExVideo extension's position table covers only {rows}. "
+        f"Generate at most {rows} frames, or extend the table (the 'frames' input of Apply ExVideo, or "
+        f"ExVideoWeights.extend({frames})) and post-tune it.")
 
 
 class ReflectPaddedConv3d(comfy.ops.manual_cast.Conv3d):
@@ -99,7 +104,8 @@ class ExVideoVideoTransformer(SpatialVideoTransformer):
     def wrap(cls, base: SpatialVideoTransformer, table: torch.nn.Module, conv: torch.nn.Module) -> "ExVideoVideoTransformer":
         """A new block sharing `base`'s children (an ExVideo block's own parts are replaced)."""
         if base.depth != 1 or len(base.time_stack) != 1:
-            raise ValueError(f"ExVideo expects one temporal transformer per block (SVD); this block has {base.depth}")
+            raise IncompatibleModelError(
+                f"ExVideo expects one temporal transformer per block (SVD); this block has {base.depth}")
         block = cls.__new__(cls)
         torch.nn.Module.__init__(block)
         for name, value in vars(base).items():
@@ -122,7 +128,7 @@ class ExVideoVideoTransformer(SpatialVideoTransformer):
         num_frames = timesteps
         _, _, h, w = x.shape
         if x.shape[0] % num_frames:
-            raise ValueError(f"a batch of {x.shape[0]} frames is not a whole number of {num_frames}-frame videos")
+            raise InputError(f"a batch of {x.shape[0]} frames is not a whole number of {num_frames}-frame videos")
         transformer_options["activations_shape"] = list(x.shape)
         x_in = x
 

@@ -3,14 +3,14 @@
 The trained tensors are fp32 master copies owned by the trainer, whatever
 the MODEL's dtype, and they reach the model only through a clone's patches:
 
-- the clone is `apply_exvideo(model, weights)`, so the temporal tensors are
-  the extension's ("set" weight patches) and every temporal block is an
-  ExVideo block (object patch);
-- the ExVideo blocks are re-wrapped around the trainer's own fp32 position
-  tables and convs, trained in place;
+- the clone is `apply_exvideo(model, weights, modules=...)`: every temporal
+  block is an ExVideo block (object patch) around the trainer's own fp32
+  position tables and convs, trained in place;
 - each trained temporal tensor is a ComfyUI weight wrapper (the mechanism of
   comfy_extras/nodes_train.py): `full` replaces the weight with the master
-  copy, `lora` adds ComfyUI's LoraDiff to the extension's weight.
+  copy (so `full` asks for no "set" patches: they would only put a second
+  copy of every trained tensor on the device), `lora` adds ComfyUI's
+  LoraDiff to the extension's weight (its "set" patch).
 
 So the base MODEL is never written: ComfyUI restores it when the clone is
 unloaded, as after any patched sampling, and a reload mid-run (ComfyUI
@@ -30,7 +30,7 @@ from comfy.weight_adapter import WeightAdapterTrainBase
 from .. import layout
 from ..layout import CONV_BIAS, CONV_WEIGHT, TABLE, TEMPORAL_BLOCKS
 from ..patch import apply_exvideo
-from ..temporal_block import ExVideoVideoTransformer, FramePositionTable, positional_conv
+from ..temporal_block import FramePositionTable, positional_conv
 from ..weights import ExVideoWeights, from_state_dict
 from . import lora as lora_lib
 
@@ -79,6 +79,7 @@ class TrainableExtension:
     """
 
     mode: str
+    set_patches: bool  # whether the extension's temporal tensors stay "set" patches under the wrappers
 
     def __init__(self, weights: ExVideoWeights, device: torch.device):
         self.start = weights
@@ -107,21 +108,14 @@ class TrainableExtension:
 
     def patch(self, model: comfy.model_patcher.ModelPatcher) -> comfy.model_patcher.ModelPatcher:
         """A clone of `model` that computes with the trained tensors."""
-        patched = apply_exvideo(model, self.start)
-        for block in TEMPORAL_BLOCKS:
-            key = layout.MODEL_PREFIX + block.comfy_name
-            patched.add_object_patch(key, ExVideoVideoTransformer.wrap(
-                patched.get_model_object(key), self.tables[block], self.convs[block]))
+        modules = {block: (self.tables[block], self.convs[block]) for block in TEMPORAL_BLOCKS}
+        patched = apply_exvideo(model, self.start, modules=modules, set_patches=self.set_patches)
         wrappers = self._weight_wrappers()
         for key in layer_tensor_keys(model):
             if key not in wrappers and comfy.utils.get_attr(model.model, key).is_inference():
                 patched.add_weight_wrapper(key, _autograd_copy)
         for key, wrapper in wrappers.items():
             patched.add_weight_wrapper(key, wrapper)
-            if isinstance(wrapper, MasterWeight):
-                # The master replaces the weight whatever it holds: applying the extension's "set" patch
-                # at load would only put a second copy of every trained tensor on the device.
-                patched.patches.pop(key, None)
         return patched
 
     def weights(self, values: Mapping[str, torch.Tensor] | None = None) -> ExVideoWeights:
@@ -140,6 +134,7 @@ class FullTemporal(TrainableExtension):
     """Every tensor of the 16 temporal attention blocks: the 30 temporal ones, the table and the conv."""
 
     mode = "full"
+    set_patches = False
 
     def __init__(self, weights: ExVideoWeights, device: torch.device):
         super().__init__(weights, device)
@@ -162,6 +157,7 @@ class TemporalLoRA(TrainableExtension):
     """LoRA on the temporal linears (see `lora.LORA_MODULES`) plus the full table and conv."""
 
     mode = "lora"
+    set_patches = True
 
     def __init__(self, weights: ExVideoWeights, device: torch.device, rank: int, alpha: float, seed: int,
                  lora: Mapping[str, torch.Tensor] | None = None):

@@ -167,3 +167,55 @@ def test_image_model_is_refused(weights):
     sd15 = comfy.model_patcher.ModelPatcher(config.get_model({}), torch.device("cpu"), torch.device("cpu"))
     with pytest.raises(IncompatibleModelError, match="BaseModel"):
         apply_exvideo(sd15, weights)
+
+
+def test_the_patched_model_carries_its_table_length_and_the_input_model_none(base, weights):
+    from exvideo_core.patch import ATTACHMENT, ExVideoPatch, table_length
+
+    patched = apply_exvideo(base, weights)
+    assert patched.get_attachment(ATTACHMENT) == ExVideoPatch(num_frames=32)
+    assert table_length(patched) == 32 and table_length(base) is None
+    assert table_length(apply_exvideo(patched, weights.extend(40))) == 40
+
+
+def test_a_native_sampler_refuses_a_too_long_video_before_loading_the_model(base, weights, monkeypatch):
+    """The table length used to be known only inside each block, at the first step (after loading)."""
+    patched = apply_exvideo(base, weights)
+    loads = []
+    monkeypatch.setattr(comfy.model_management, "load_models_gpu", lambda *a, **k: loads.append(a))
+    positive, negative = svd_conditioning(40, context_dim=64)
+    latent = torch.zeros(40, 4, 16, 16)
+    with pytest.raises(FrameCountError, match="40 latent frames .* only 32"):
+        comfy.sample.sample(patched, torch.randn_like(latent), 2, 2.0, "euler", "karras", positive, negative, latent,
+                            disable_pbar=True, seed=0)
+    assert not loads, "the check runs before ComfyUI loads anything"
+
+
+def test_refine_and_continue_refuse_before_encoding_or_decoding(base, weights):
+    from exvideo_core.continuation import continue_video
+    from exvideo_core.refine import refine_video
+
+    class NoVAE:
+        def __getattr__(self, name):
+            raise AssertionError(f"the VAE was used ({name}) before the length check")
+
+    patched = apply_exvideo(base, weights)
+    with pytest.raises(FrameCountError, match="33 latent frames .* only 32"):
+        refine_video(patched, None, NoVAE(), torch.zeros(33, 128, 128, 3), width=128, height=128)
+    with pytest.raises(FrameCountError, match="40 latent frames .* only 32"):
+        continue_video(patched, None, NoVAE(), {"samples": torch.zeros(8, 4, 16, 16)}, 40, 4)
+
+
+def test_training_installs_its_modules_through_the_same_seam_without_set_patches(base, weights):
+    """No build-then-undo: full mode never adds the set patches its fp32 masters replace."""
+    from exvideo_core.train.trainable import FullTemporal, TemporalLoRA
+
+    temporal = {key for key, _ in weights.temporal_tensors()}
+    full = FullTemporal(weights, torch.device("cpu"))
+    full_clone = full.patch(base)
+    assert not temporal & full_clone.patches.keys()
+    block = full_clone.object_patches["diffusion_model.middle_block.1"]
+    assert block.time_pos_table is full.tables[next(b for b in full.tables if b.comfy_name == "middle_block.1")]
+    lora_clone = TemporalLoRA(weights, torch.device("cpu"), rank=2, alpha=2.0, seed=0).patch(base)
+    assert temporal <= lora_clone.patches.keys()
+    assert full_clone.get_attachment("exvideo").num_frames == 32
