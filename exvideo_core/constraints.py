@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from .errors import ExVideoError
+from .errors import ExVideoError, InputError
 
 # SVD's VAE maps 8x8 pixels to one latent of 4 channels.
 VAE_DOWNSCALE = 8
@@ -38,12 +38,8 @@ DIFFSYNTH_TO_NATIVE_RATIO = DIFFSYNTH_ENCODER_SCALE / SVD_LATENT_SCALE
 log = logging.getLogger(__name__)
 
 
-class SizeError(ExVideoError, ValueError):
-    """A video size or frame count the model cannot take."""
-
-
 def check_video_size(width: int, height: int, minimum: int = VAE_DOWNSCALE, what: str = "width and height",
-                     error: type[ExVideoError] = SizeError) -> None:
+                     error: type[ExVideoError] = InputError) -> None:
     """Refuses sizes the VAE cannot take or below `minimum` pixels; warns off the recommended multiple.
 
     Sampling checks only the VAE's multiple here: the smallest size depends on
@@ -64,12 +60,12 @@ def check_video_size(width: int, height: int, minimum: int = VAE_DOWNSCALE, what
 
 
 def check_training_size(width: int, height: int, what: str = "width and height",
-                        error: type[ExVideoError] = SizeError) -> None:
+                        error: type[ExVideoError] = InputError) -> None:
     """Training clips at SVD size: refused below MIN_PIXELS before anything is decoded or encoded."""
     check_video_size(width, height, MIN_PIXELS, what, error)
 
 
-def check_frame_count(frames: int, what: str = "frames", error: type[ExVideoError] = SizeError) -> None:
+def check_frame_count(frames: int, what: str = "frames", error: type[ExVideoError] = InputError) -> None:
     if frames < MIN_FRAMES:
         raise error(f"{what} must be at least {MIN_FRAMES} (ExVideo's positional conv reflects along time), "
                         f"got {frames}")

@@ -17,5 +17,9 @@ class FrameCountError(ExVideoError, ValueError):
     """A video has more frames than the extension's position table."""
 
 
+class InputError(ExVideoError, ValueError):
+    """An input, setting or size the pack cannot use (the message says which values would do)."""
+
+
 class SaveError(ExVideoError, OSError):
     """A file could not be written (read-only folder, full disk); nothing was left under its name."""

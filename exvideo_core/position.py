@@ -11,6 +11,8 @@ import torch
 
 from comfy.ldm.modules.diffusionmodules.util import timestep_embedding
 
+from .errors import FrameCountError
+
 SVD_FRAMES = 25
 REPEAT_LENGTH = 20
 
@@ -38,7 +40,7 @@ def extend_table(table: torch.Tensor, num_frames: int) -> torch.Tensor:
     """`table` (n c) grown to `num_frames` rows; trained rows are kept as they are."""
     rows, channels = table.shape
     if num_frames < rows:
-        raise ValueError(f"cannot shrink a {rows}-frame position table to {num_frames} frames; "
+        raise FrameCountError(f"cannot shrink a {rows}-frame position table to {num_frames} frames; "
                          f"videos of up to {rows} frames already work with it")
     new_rows = initial_table(num_frames, channels, start=rows).to(table.dtype)
     return torch.cat([table, new_rows], dim=0)

@@ -17,7 +17,7 @@ import torch
 
 from . import layout, safetensors_io
 from .constraints import MIN_FRAMES
-from .errors import CheckpointError
+from .errors import CheckpointError, InputError
 from .layout import CONV_BIAS, CONV_WEIGHT, TABLE, TEMPORAL_BLOCKS, TemporalBlock
 from .position import extend_table
 
@@ -76,7 +76,7 @@ class ExVideoWeights:
             return dict(self.tensors)
         if layout_name == "diffsynth":
             return layout.to_diffsynth(self.tensors)
-        raise ValueError(f"unknown layout {layout_name!r}; use one of {layout.LAYOUTS}")
+        raise InputError(f"unknown layout {layout_name!r}; use one of {layout.LAYOUTS}")
 
 
 def _listing(names) -> str:

@@ -14,7 +14,7 @@ from comfy_api.latest import io
 
 from exvideo_core import save_exvideo
 from exvideo_core.constraints import MIN_PIXELS, VAE_DOWNSCALE
-from exvideo_core.train import TrainConfig, Trainer, VideoClipDataset, encode_clips
+from exvideo_core.train import DatasetError, TrainConfig, Trainer, VideoClipDataset, encode_clips
 from exvideo_core.train.lora import LORA_DTYPES, check_lora, merge_lora, save_lora
 from exvideo_core.video_io import resolve_inside, save_path
 
@@ -66,7 +66,7 @@ class ExVideoTrainingClips(io.ComfyNode):
         elif images is not None:
             dataset = VideoClipDataset.from_images(images, frames, width, height, frame_stride)
         else:
-            raise ValueError("ExVideo Training Clips needs a video_folder or an images input.")
+            raise DatasetError("ExVideo Training Clips needs a video_folder or an images input.")
         # An upper bound: videos too short for a clip are skipped while encoding.
         bar = comfy.utils.ProgressBar(len(dataset.sources) * dataset.clips_per_video)
         clips = encode_clips(dataset, vae, clip_vision, motion_bucket_id or None,

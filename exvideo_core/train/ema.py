@@ -14,6 +14,8 @@ from typing import Mapping
 
 import torch
 
+from ..errors import CheckpointError
+
 
 class EMA:
     def __init__(self, parameters: Mapping[str, torch.Tensor], decay: float):
@@ -28,6 +30,6 @@ class EMA:
     def load(self, values: Mapping[str, torch.Tensor]) -> None:
         missing = self.values.keys() - values.keys()
         if missing:
-            raise KeyError(f"the EMA state lacks {len(missing)} tensors, e.g. {sorted(missing)[:3]}")
+            raise CheckpointError(f"the EMA state lacks {len(missing)} tensors, e.g. {sorted(missing)[:3]}")
         for name, value in self.values.items():
             value.copy_(values[name])

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from exvideo_core import constraints
-from exvideo_core.constraints import MIN_PIXELS, SizeError, check_training_size, check_video_size
+from exvideo_core.constraints import MIN_PIXELS, InputError, check_training_size, check_video_size
 from exvideo_core.errors import ExVideoError
 from exvideo_core.sampling import image_to_video_conditioning
 from exvideo_core.train import DatasetError, VideoClipDataset
@@ -24,7 +24,7 @@ def test_the_scale_facts_have_distinct_names():
 
 @pytest.mark.parametrize("width, height", [(132, 128), (128, 60)])
 def test_sizes_off_the_vae_grid_are_refused(width, height):
-    with pytest.raises(SizeError, match="multiples of 8"):
+    with pytest.raises(InputError, match="multiples of 8"):
         check_video_size(width, height)
 
 
@@ -46,7 +46,7 @@ def test_errors_are_the_packs_own_and_still_value_errors():
 
 
 def test_sampling_refuses_with_the_same_rule():
-    with pytest.raises(SizeError, match="multiples of 8"):
+    with pytest.raises(InputError, match="multiples of 8"):
         image_to_video_conditioning(None, None, torch.zeros(1, 8, 8, 3), 132, 128, 4)
 
 

@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from exvideo_core.errors import CheckpointError
 from exvideo_core.train.ema import EMA
 
 
@@ -22,5 +23,5 @@ def test_load_needs_every_tensor():
     ema = EMA({"a": torch.zeros(2), "b": torch.zeros(2)}, decay=0.5)
     ema.load({"a": torch.ones(2), "b": torch.full((2,), 2.0)})
     assert ema.values["b"].tolist() == [2.0, 2.0]
-    with pytest.raises(KeyError, match="lacks 1 tensors"):
+    with pytest.raises(CheckpointError, match="lacks 1 tensors"):
         ema.load({"a": torch.ones(2)})
