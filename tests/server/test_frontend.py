@@ -1,17 +1,20 @@
 """The example workflows in the real ComfyUI frontend (headless Chromium): load, check, run, cancel.
 
 Each workflow is opened the way a user finds it: the Templates sidebar, the
-pack's entry, its card. Then no node may be missing or marked with errors, the
+pack's entry, its card (which shows the template's thumbnail). Then no node may
+be missing or marked with errors, no dialog may ask for models that are
+installed, the example image the pack put into input/ shows in Load Image, the
 graph is fitted to view and photographed, test-sized widget values are typed
-into the loaded graph, and Run must take the prompt through to the end.
+into the loaded graph, and Run must take the prompt through to the end. No
+test puts the example image into input/: the pack does that when it loads.
 
     EXVIDEO_SCREENSHOT_DIR=docs/screenshots   also writes the fitted-graph PNGs
                                               there (scripts/screenshots.sh)
 """
 
+import copy
 import os
 import pathlib
-import shutil
 
 import pytest
 
@@ -19,7 +22,7 @@ from exvideo_harness import workflows
 from exvideo_harness.workflows import SMALL
 from exvideo_harness.browser import save_png
 from exvideo_harness.cache import REPO_ROOT
-from exvideo_harness.comfy_server import ExecutionInterrupted
+from exvideo_harness.comfy_server import PACK_DIR_NAME, ExecutionInterrupted
 from exvideo_harness.exvideo_files import FULL, exvideo_checkpoint_path
 from exvideo_harness.svd_checkpoint import svd_xt_checkpoint_path
 
@@ -27,7 +30,7 @@ pytestmark = [pytest.mark.server, pytest.mark.full_size, pytest.mark.browser]
 
 WORKFLOW_DIR = REPO_ROOT / "example_workflows"
 WORKFLOWS = sorted(p.stem for p in WORKFLOW_DIR.glob("*.json"))
-SAMPLE_IMAGE = "exvideo_example.png"
+THUMBNAIL_WIDTH = 512  # scripts/build_workflows.py
 # A workflow is queued here only if, with SMALL applied, none of the widgets
 # that multiply the work is above test size: at shipped values a CPU run takes hours.
 TEST_SIZE_LIMITS = {"steps": 8, "frames": 16, "video_frames": 16, "length": 16}
@@ -37,12 +40,6 @@ NOT_RUN_HERE = {
 }
 RUN_TIMEOUT_S = 900
 SCREENSHOT_DIR = os.environ.get("EXVIDEO_SCREENSHOT_DIR")
-
-
-@pytest.fixture(scope="module")
-def sample_image(comfy_server):
-    """The image the workflows' Load Image nodes name, so their preview shows it."""
-    shutil.copy(WORKFLOW_DIR / SAMPLE_IMAGE, comfy_server.input_dir / SAMPLE_IMAGE)
 
 
 @pytest.fixture(scope="module")
@@ -74,25 +71,34 @@ def oversized(nodes: list[dict]) -> list[str]:
                    if isinstance(value, (int, float)) and value > TEST_SIZE_LIMITS.get(name, float("inf"))})
 
 
+def wait_for_load_image_previews(comfy_page) -> None:
+    """Every Load Image shows its image: the file it names is in input/ and decodes."""
+    comfy_page.page.wait_for_function("""() => window.app.graph.nodes.filter((n) => n.type === "LoadImage")
+        .every((n) => n.imgs?.length && n.imgs[0].complete && n.imgs[0].naturalWidth > 0)""", timeout=30_000)
+
+
 def shrink(comfy_page, nodes: list[dict]) -> None:
     for node_type in sorted({n["type"] for n in nodes} & set(SMALL)):
         comfy_page.set_widgets(node_type, SMALL[node_type])
 
 
 @pytest.mark.parametrize("name", WORKFLOWS)
-def test_template_loads_with_every_node_known(comfy_server, comfy_page, sample_image, tmp_path, name):
+def test_template_loads_with_every_node_known(comfy_server, comfy_page, models, tmp_path, name):
     comfy_page.open()
     comfy_page.load_template(name)
     nodes = comfy_page.nodes()
     workflow = workflows.load(WORKFLOW_DIR / f"{name}.json")
     assert {n["id"]: n["type"] for n in nodes} == {n["id"]: n["type"] for n in workflow["nodes"]}
     assert problems(nodes) == []
-    assert comfy_page.dialogs() == []  # e.g. "missing node types"
+    # e.g. "missing node types", or missing models: the templates name their files
+    # (properties.models), and the dialog lists those its model folders lack.
+    assert comfy_page.dialogs() == []
     # Every saved value shows in the widget of its name: the frontend assigns
     # widgets_values by position, and adds widgets of its own (a seed's
     # "control after generate"), so a miscounted workflow shifts values.
     assert misplaced_values(nodes, workflows.ui_to_api(workflow, comfy_server.client.object_info())) == []
     assert comfy_page.page_errors == []
+    wait_for_load_image_previews(comfy_page)
 
     comfy_page.fit_view()
     shot = comfy_page.screenshot(tmp_path / f"{name}.png")
@@ -100,7 +106,52 @@ def test_template_loads_with_every_node_known(comfy_server, comfy_page, sample_i
         save_png(shot, pathlib.Path(SCREENSHOT_DIR) / f"{name}.png")
 
 
-def test_missing_node_is_reported(comfy_page, sample_image):
+def test_template_cards_show_their_thumbnails(comfy_page):
+    """The template browser fetches <name>.jpg beside each template and shows it (not its placeholder)."""
+    page = comfy_page.page
+    fetched = {}
+    page.on("response", lambda r: fetched.__setitem__(r.url.rsplit("/", 1)[-1], r.status)
+            if f"/workflow_templates/{PACK_DIR_NAME}/" in r.url and r.url.endswith(".jpg") else None)
+    comfy_page.open()
+    page.get_by_role("button", name="Templates", exact=True).click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_text(PACK_DIR_NAME, exact=True).click()
+    for name in WORKFLOWS:
+        card = dialog.get_by_test_id(f"template-workflow-{name}")
+        card.scroll_into_view_if_needed()
+        image = card.locator("img").first
+        image.wait_for()
+        image.evaluate("(img) => img.complete || new Promise((done) => { img.onload = img.onerror = done; })")
+        assert card.locator("img[src$='default-template.png']").count() == 0, f"{name}: placeholder shown"
+        assert image.evaluate("(img) => img.naturalWidth") == THUMBNAIL_WIDTH, name
+    assert fetched == {f"{name}.jpg": 200 for name in WORKFLOWS}
+
+
+def test_missing_models_are_offered_for_download(comfy_page):
+    """The dialog's check can fail: files the loaders name that no model folder has are listed with their
+    download, and the frontend accepts the templates' hosts and folders (no "not allowed", no "invalid
+    directory"). The template's entries are kept but for the file names, which nothing installs."""
+    workflow = copy.deepcopy(workflows.load(WORKFLOW_DIR / "exvideo_image_to_video.json"))
+    (loader,) = [n for n in workflow["nodes"] if n["properties"].get("models")]
+    renamed = {}
+    for entry in loader["properties"]["models"]:
+        renamed[entry["name"]] = entry["name"].replace(".safetensors", "-not-installed.safetensors")
+        entry["name"] = renamed[entry["name"]]
+    loader["widgets_values"] = [renamed.get(v, v) for v in loader["widgets_values"]]
+    comfy_page.open()
+    comfy_page.load_graph(workflow)
+    dialog = comfy_page.page.get_by_role("dialog")
+    dialog.get_by_text("exvideo / ExVideo-SVD-128f-v1-not-installed.safetensors").wait_for()
+    (text,) = comfy_page.dialogs()
+    for entry in loader["properties"]["models"]:
+        assert f"{entry['directory']} / {entry['name']}" in text
+    for refusal in ("not allowed", "Invalid directory", "Only allowed suffixes"):
+        assert refusal not in text
+    downloads = dialog.get_by_role("button").filter(has_text="Download").all()  # "Download (<size>)"
+    assert len(downloads) == 2 and all(button.is_enabled() for button in downloads)
+
+
+def test_missing_node_is_reported(comfy_page):
     """The checks above can fail: a node type no pack provides is reported missing."""
     comfy_page.open()
     workflow = workflows.load(WORKFLOW_DIR / f"{WORKFLOWS[0]}.json")
@@ -110,7 +161,7 @@ def test_missing_node_is_reported(comfy_page, sample_image):
     assert any("ExVideoNoSuchNode" in text for text in comfy_page.dialogs())
 
 
-def test_cancel_from_the_ui_interrupts_the_run(comfy_server, comfy_page, sample_image, models):
+def test_cancel_from_the_ui_interrupts_the_run(comfy_server, comfy_page, models):
     client = comfy_server.client
     comfy_page.open()
     comfy_page.load_template("exvideo_image_to_video")
@@ -131,7 +182,7 @@ def test_cancel_from_the_ui_interrupts_the_run(comfy_server, comfy_page, sample_
 
 
 @pytest.mark.parametrize("name", WORKFLOWS)
-def test_template_runs_from_the_run_button(comfy_server, comfy_page, sample_image, models, tmp_path, name):
+def test_template_runs_from_the_run_button(comfy_server, comfy_page, models, tmp_path, name):
     client = comfy_server.client
     if name in NOT_RUN_HERE:
         pytest.skip(f"{name} is not run from the browser: {NOT_RUN_HERE[name]}")

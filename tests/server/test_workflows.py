@@ -1,8 +1,13 @@
-"""Every shipped example workflow runs end to end through the real server (small sizes, random weights)."""
+"""Every shipped example workflow runs end to end through the real server (small sizes, random weights).
+
+The server starts with an empty input folder and no test puts the example
+image there: the pack does when it loads, as for a user who has just
+installed it. The workflows run as saved but for SMALL (sizes and steps);
+the model files are installed under the names they select.
+"""
 
 import math
 import pathlib
-import shutil
 
 import pytest
 
@@ -19,6 +24,7 @@ from exvideo_harness.train_data import moving_square_video
 pytestmark = [pytest.mark.server, pytest.mark.full_size]
 
 WORKFLOW_DIR = REPO_ROOT / "example_workflows"
+SAMPLE_IMAGE = "exvideo_example.png"
 # Frames each workflow writes at the sizes above.
 EXPECTED_FRAMES = {"exvideo_256_frames_continuation": FRAMES + 2 * (FRAMES - 2)}
 
@@ -28,7 +34,6 @@ def models(comfy_server):
     """The random-weight SVD-XT and ExVideo files, under the names the workflows use."""
     comfy_server.install_model("checkpoints", svd_xt_checkpoint_path(), "svd_xt.safetensors")
     comfy_server.install_model("exvideo", exvideo_checkpoint_path(16, FULL), "ExVideo-SVD-128f-v1.safetensors")
-    shutil.copy(WORKFLOW_DIR / "exvideo_example.png", comfy_server.input_dir / "exvideo_example.png")
     yield
     comfy_server.client.free_memory()
 
@@ -44,6 +49,14 @@ TESTED_HERE = ["exvideo_image_to_video", "exvideo_image_to_video_native_nodes", 
                "exvideo_256_frames_continuation"]
 TRAINING = "exvideo_post_tuning"
 TESTED_ELSEWHERE: set[str] = set()  # workflows whose end-to-end test lives in another module
+
+
+def test_loading_the_pack_put_the_example_image_into_the_empty_input_folder(comfy_server):
+    # First in the module: before the training test adds its videos.
+    assert sorted(p.name for p in comfy_server.input_dir.iterdir()) == [SAMPLE_IMAGE]
+    assert (comfy_server.input_dir / SAMPLE_IMAGE).read_bytes() == (WORKFLOW_DIR / SAMPLE_IMAGE).read_bytes()
+    assert f"put the example input {SAMPLE_IMAGE} into" in comfy_server.log_text()
+    assert SAMPLE_IMAGE in comfy_server.client.object_info("LoadImage")["LoadImage"]["input"]["required"]["image"][0]
 
 
 @pytest.mark.parametrize("name", TESTED_HERE)
