@@ -13,6 +13,11 @@ Full-size SVD-XT UNet with the same random weights on every side
   ours-nockpt  the same without gradient checkpointing
   ours-lora    `Trainer`, LoRA mode (rank 16; table and conv in full), checkpointing
 
+With --autocast bf16/fp16 both sides compute in that dtype from fp32 trained
+tensors: DiffSynth's UNet is cast to it with fp32 master copies in AdamW (how
+its example's Lightning "16-mixed" under DeepSpeed trains), ours sets it as the
+clone's compute dtype (ComfyUI's casting ops); fp16 adds loss scaling.
+
 Every configuration runs in a fresh process, one at a time; there it takes a
 warm-up step (which also creates AdamW's state), then `--steps` timed steps
 (time: the median). Both sides draw sample k's sigma and noise the same way
@@ -52,7 +57,7 @@ CONFIGS = {
 }
 SEED = 0
 MOTION_BUCKET = 127
-AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+COMPUTE_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class StepMeter:
@@ -122,7 +127,8 @@ def run_diffsynth(args, meter: StepMeter, device: torch.device) -> int:
     from diffsynth.models.svd_unet import TemporalAttentionBlock
     from diffsynth.schedulers.continuous_ode import ContinuousODEScheduler
 
-    from exvideo_core.train.objective import DIFFSYNTH_LATENT_SCALE, draw_sigma
+    from exvideo_core.constraints import DIFFSYNTH_ENCODER_SCALE
+    from exvideo_core.train.objective import draw_sigma
     from exvideo_core.train.seeding import generator
     from exvideo_harness.diffsynth_reference import diffsynth_unet
     from exvideo_harness.svd_models import FULL_UNET_CONFIG, unet_state_dict
@@ -134,15 +140,23 @@ def run_diffsynth(args, meter: StepMeter, device: torch.device) -> int:
     for parameter in trained:
         parameter.requires_grad_(True)
     config = _train_config(args)
-    optimizer = torch.optim.AdamW(trained, lr=config.learning_rate, weight_decay=config.weight_decay)
-    dtype = AUTOCAST_DTYPES.get(args.autocast)
+    dtype = COMPUTE_DTYPES.get(args.autocast)
+    # Mixed precision as the example trains (Lightning's "16-mixed" under DeepSpeed: the module in the compute
+    # dtype, fp32 master copies of the trained tensors in the optimizer), and as our Trainer's clone computes:
+    # every layer in the compute dtype, from fp32 trained tensors.
+    masters = trained
+    if dtype is not None:
+        masters = [parameter.detach().clone().requires_grad_(True) for parameter in trained]
+        unet.to(dtype)
+    inputs_dtype = dtype or torch.float32
+    optimizer = torch.optim.AdamW(masters, lr=config.learning_rate, weight_decay=config.weight_decay)
     scaler = torch.amp.GradScaler(device.type) if args.autocast == "fp16" else None
     scheduler = ContinuousODEScheduler(num_inference_steps=1000)
 
     clip = _clip(args.frames, args.latent)
-    latents = (clip.latents * DIFFSYNTH_LATENT_SCALE).to(device)
+    latents = (clip.latents * DIFFSYNTH_ENCODER_SCALE).to(device)
     image_latent = clip.latents[:1].expand_as(clip.latents).to(device)
-    image_emb = clip.image_embeds.to(device)
+    image_emb = clip.image_embeds.to(device, inputs_dtype)
     add_time_id = torch.tensor([[config.fps - 1, MOTION_BUCKET, 0.0]], device=device)
 
     for step in range(1 + args.steps):
@@ -153,18 +167,25 @@ def run_diffsynth(args, meter: StepMeter, device: torch.device) -> int:
         timestep = scheduler.timesteps[torch.argmin((scheduler.sigmas - sigma).abs())]
         # The example's calculate_loss, from the noisy latents on.
         noisy = scheduler.add_noise(latents, noise, timestep)
-        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-            prediction = unet(torch.cat([noisy, image_latent], dim=1), timestep, image_emb, add_time_id,
-                              use_gradient_checkpointing=True)
-            x0 = scheduler.step(prediction.float(), timestep, noisy.float().clone(), to_final=True)
-            loss = torch.nn.functional.mse_loss(x0, latents * config.target_scale)
-            loss = loss * scheduler.training_weight(timestep).to(device)
+        prediction = unet(torch.cat([noisy, image_latent], dim=1).to(inputs_dtype), timestep, image_emb, add_time_id,
+                          use_gradient_checkpointing=True)
+        x0 = scheduler.step(prediction.float(), timestep, noisy.float().clone(), to_final=True)
+        loss = torch.nn.functional.mse_loss(x0, latents * config.target_scale)
+        loss = loss * scheduler.training_weight(timestep).to(device)
         (loss if scaler is None else scaler.scale(loss)).backward()
+        if masters is not trained:
+            for master, parameter in zip(masters, trained):
+                master.grad = None if parameter.grad is None else parameter.grad.float()
+                parameter.grad = None
         if scaler is None:
             optimizer.step()
         else:
             scaler.step(optimizer)
             scaler.update()
+        if masters is not trained:
+            with torch.no_grad():
+                for master, parameter in zip(masters, trained):
+                    parameter.copy_(master)
         optimizer.zero_grad(set_to_none=True)
         meter.step_done(step + 1, loss.item())
     return sum(p.numel() for p in trained)
