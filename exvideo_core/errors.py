@@ -23,3 +23,15 @@ class InputError(ExVideoError, ValueError):
 
 class SaveError(ExVideoError, OSError):
     """A file could not be written (read-only folder, full disk); nothing was left under its name."""
+
+
+class VideoError(ExVideoError, ValueError):
+    """Frames that cannot be turned into a video or image, or video settings that cannot be used."""
+
+
+class VideoReadError(VideoError):
+    """A video file that is missing, unreadable or holds no usable frames."""
+
+
+class VideoWriteError(VideoError):
+    """A video or image that could not be written where asked."""

@@ -18,8 +18,8 @@ import struct
 import safetensors.torch
 import torch
 
-from .atomic_file import atomic_write
-from .errors import CheckpointError, SaveError
+from . import atomic_file
+from .errors import CheckpointError
 
 _MAX_HEADER_BYTES = 100 * 1024 * 1024
 _PICKLE_MAGIC = (b"PK\x03\x04", b"\x80")  # torch.save zip archive, raw pickle
@@ -93,12 +93,6 @@ def load(path: str | os.PathLike, check_keys=None) -> tuple[dict[str, torch.Tens
 
 def save(tensors: dict[str, torch.Tensor], path: str | os.PathLike, metadata: dict[str, str] | None = None) -> None:
     """Write atomically: the file appears complete under `path`, or not at all."""
-    path = pathlib.Path(path)
     contiguous = {k: v.detach().contiguous() for k, v in tensors.items()}
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, lambda tmp: safetensors.torch.save_file(contiguous, str(tmp), metadata=metadata))
-    except (OSError, safetensors.SafetensorError) as e:
-        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
-        raise SaveError(f"Cannot write {path}: {reason}. Nothing was written; free some disk space or choose a "
-                        f"writable folder, then save again.") from e
+    atomic_file.write_file(path, lambda tmp: safetensors.torch.save_file(contiguous, str(tmp), metadata=metadata),
+                           library_errors=(safetensors.SafetensorError,))

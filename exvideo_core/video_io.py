@@ -1,4 +1,4 @@
-"""Video files in and out: MP4 writing, frame reading, output naming and contact sheets.
+"""Video files in and out: writing IMAGE batches as MP4, reading any video's frames.
 
 Frames are ComfyUI IMAGE tensors, `(t, h, w, c)` float in [0, 1]. MP4 files are
 encoded as H.264 with PyAV (FFmpeg's libx264), which browsers, and so ComfyUI's
@@ -6,8 +6,9 @@ video preview, play; pip's OpenCV has no H.264 encoder. Reading goes through
 OpenCV's FFmpeg backend, which fails silently (frames that never decode), so
 every step is checked and a failure raises an error naming the file and the
 likely cause. Files appear under their final name complete or not at all: they
-are written to a hidden temporary file in the same folder, read back, and only
-then renamed.
+are written through `atomic_file` to a hidden temporary file in the same
+folder, read back, and only then renamed. Output names (ComfyUI's counters and
+folders) are the nodes' concern: nodes/output_paths.py.
 """
 
 from __future__ import annotations
@@ -17,16 +18,16 @@ import math
 import os
 import pathlib
 from fractions import Fraction
-from typing import Callable, Iterator, NamedTuple
+from typing import Callable, Iterator
 
 import av
 import cv2
-import folder_paths
 import numpy as np
 import torch
 
-from .atomic_file import atomic_write
-from .errors import ExVideoError
+from . import atomic_file
+from .errors import VideoError, VideoReadError, VideoWriteError
+from .frames import check_frames, rgb_uint8
 
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".gif", ".mov", ".avi", ".mkv", ".m4v")
 
@@ -38,88 +39,6 @@ _MAX_FPS_DENOMINATOR = 100_000
 
 # A corrupt header may claim any length, so preallocation trusts it only this far; beyond, the buffer grows.
 _MAX_PREALLOCATED_FRAMES = 1024
-
-
-class VideoError(ExVideoError, ValueError):
-    """Frames that cannot be turned into a video, or a name that cannot be used."""
-
-
-class VideoReadError(VideoError):
-    """A video file that is missing, unreadable or holds no usable frames."""
-
-
-class VideoWriteError(VideoError):
-    """A video or image that could not be written where asked."""
-
-
-class OutputFile(NamedTuple):
-    path: str  # absolute, free when returned
-    filename: str  # as ComfyUI's /view expects: the name inside `subfolder`
-    subfolder: str
-
-
-# ---------------------------------------------------------------- frames
-
-def _check_frames(frames: torch.Tensor) -> torch.Tensor:
-    if not isinstance(frames, torch.Tensor) or frames.ndim != 4 or frames.shape[-1] not in (1, 3, 4):
-        shape = tuple(frames.shape) if isinstance(frames, torch.Tensor) else type(frames).__name__
-        raise VideoError(f"Expected an IMAGE batch (frames, height, width, 1 | 3 | 4 channels), got {shape}.")
-    if frames.shape[0] == 0:
-        raise VideoError("The IMAGE batch holds no frames: there is nothing to write.")
-    return frames
-
-
-def _rgb_uint8(frame: torch.Tensor) -> np.ndarray:
-    """One (h, w, c) frame as (h, w, 3) uint8 RGB: alpha dropped, gray repeated."""
-    frame = frame[..., :3] if frame.shape[-1] == 4 else frame.expand(-1, -1, 3)
-    return frame.detach().float().clamp(0, 1).mul(255).round().to(torch.uint8).cpu().numpy()
-
-
-def contact_sheet(frames: torch.Tensor, columns: int = 8, max_frames: int = 32) -> np.ndarray:
-    """Evenly spaced frames (first and last included) in a grid, row by row, as uint8 RGB.
-
-    cv2.imwrite expects BGR: convert with cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR), or use `write_png`.
-    """
-    frames = _check_frames(frames)
-    if columns < 1 or max_frames < 1:
-        raise VideoError(f"contact_sheet needs columns >= 1 and max_frames >= 1 (got {columns}, {max_frames}).")
-    count = min(max_frames, frames.shape[0])
-    picks = np.linspace(0, frames.shape[0] - 1, count).round().astype(int)
-    columns = min(columns, count)
-    rows = math.ceil(count / columns)
-    h, w = frames.shape[1:3]
-    sheet = np.zeros((rows * h, columns * w, 3), np.uint8)
-    for cell, index in enumerate(picks):
-        row, col = divmod(cell, columns)
-        sheet[row * h:(row + 1) * h, col * w:(col + 1) * w] = _rgb_uint8(frames[index])
-    return sheet
-
-
-# ---------------------------------------------------------------- atomic files
-
-def _atomic_write(path: str | os.PathLike, write: Callable[[pathlib.Path], object]):
-    """`atomic_file.atomic_write`, with the folder checked first and OS errors named for the user."""
-    path = pathlib.Path(path)
-    if not path.parent.is_dir():
-        raise VideoWriteError(f"Cannot write {path}: {path.parent} is not an existing folder.")
-    try:
-        return atomic_write(path, write)
-    except OSError as e:
-        raise VideoWriteError(f"Cannot write {path}: {e.strerror or e} (is the folder writable?).") from e
-
-
-def write_png(image: np.ndarray, path: str | os.PathLike) -> None:
-    """Writes an (h, w, 3) uint8 RGB image, such as a contact sheet, as PNG, atomically."""
-    def write(tmp: pathlib.Path) -> None:
-        ok, data = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-        if not ok:
-            raise VideoWriteError(f"OpenCV could not encode {pathlib.Path(path).name} as PNG.")
-        try:
-            tmp.write_bytes(data.tobytes())
-        except OSError as e:
-            raise VideoWriteError(f"Cannot write {path}: {e.strerror or e}.") from e
-
-    _atomic_write(path, write)
 
 
 # ---------------------------------------------------------------- writing
@@ -135,7 +54,7 @@ def _frame_rate(fps) -> Fraction:
 
 def _picture(frame: torch.Tensor, pad_h: int, pad_w: int) -> av.VideoFrame:
     """One frame as yuv420p, BT.709 limited range, as the stream is tagged (players then show the same colours)."""
-    rgb = _rgb_uint8(frame)
+    rgb = rgb_uint8(frame)
     if pad_h or pad_w:
         rgb = np.pad(rgb, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
     return av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p", dst_colorspace="ITU709")
@@ -190,7 +109,7 @@ def write_mp4(frames: torch.Tensor, path: str | os.PathLike, fps: float,
     `progress(frames_written)` is called after every frame; an exception it raises
     (such as ComfyUI's interrupt) aborts the write and leaves no file behind.
     """
-    frames = _check_frames(frames)
+    frames = check_frames(frames)
     rate = _frame_rate(fps)
     if not (isinstance(crf, (int, float)) and 0 <= crf <= _MAX_CRF):
         raise VideoError(f"crf must be a number from 0 to {_MAX_CRF}, got {crf!r}.")
@@ -208,7 +127,7 @@ def write_mp4(frames: torch.Tensor, path: str | os.PathLike, fps: float,
             raise VideoWriteError(f"Cannot write {path}: H.264 encoding failed: {e}.") from e
         return _verify_written(tmp, frames.shape[0], path)
 
-    return _atomic_write(path, write)
+    return atomic_file.write_file(path, write, error=VideoWriteError, make_folder=False)
 
 
 # ---------------------------------------------------------------- reading
@@ -305,46 +224,3 @@ def read_video(path: str | os.PathLike, frame_stride: int = 1, max_frames: int =
             raise VideoReadError(f"{path.name} has {total} frames: skipping the first {skip_first} leaves none.")
         raise VideoReadError(f"{path.name} holds no decodable frames.")
     return frames, (fps if math.isfinite(fps) and fps > 0 else 0.0)
-
-
-# ---------------------------------------------------------------- output names
-
-def resolve_inside(folder: str | os.PathLike, name: str) -> str:
-    """`folder/name` as an absolute path, refusing names (absolute, `..`) that lead outside `folder`."""
-    folder = os.path.abspath(folder)
-    path = os.path.abspath(os.path.join(folder, name))
-    if os.path.commonpath((folder, path)) != folder:
-        raise VideoError(f"{name!r} leads outside {folder}: only paths inside that folder are allowed.")
-    return path
-
-
-def save_path(output_dir: str | os.PathLike, filename_prefix: str, ext: str, companions: tuple[str, ...] = (),
-              width: int = 0, height: int = 0) -> OutputFile:
-    """A free path `<output_dir>/<subfolders>/<name>_<counter:05>_.<ext>` named the ComfyUI way.
-
-    The prefix may hold subfolders (created) and ComfyUI's %year%, %width%, ... variables.
-    `companions` are more extensions that must be free under the same stem (a contact sheet
-    beside a video). Existing files are never reused.
-    """
-    output_dir = os.path.abspath(output_dir)  # get_save_image_path's containment test needs it absolute and normalised
-    prefix = os.path.normpath(filename_prefix)
-    try:
-        resolve_inside(output_dir, prefix)
-    except VideoError:
-        raise VideoError(f"filename_prefix {filename_prefix!r} leads outside the output folder {output_dir}; "
-                         f"use a name or a relative subfolder such as 'ExVideo/video'.") from None
-    if os.path.basename(prefix) in ("", ".", ".."):
-        raise VideoError(f"filename_prefix {filename_prefix!r} does not name a file.")
-    # Passing the normalised prefix matters: with a trailing slash, ComfyUI's counter ignores existing files.
-    try:  # it creates the subfolders
-        folder, name, counter, subfolder, _ = folder_paths.get_save_image_path(prefix, output_dir, width, height)
-    except OSError as e:
-        raise VideoWriteError(f"Cannot create the folder of {filename_prefix!r} in {output_dir}: "
-                              f"{e.strerror or e}. Nothing was written; choose a writable output folder (or free "
-                              f"some disk space) and save again.") from e
-    exts = [e.lstrip(".") for e in (ext, *companions)]
-    # The counter comes from a directory listing that a case-insensitive filesystem can fool: check.
-    while any(os.path.lexists(os.path.join(folder, f"{name}_{counter:05}_.{e}")) for e in exts):
-        counter += 1
-    filename = f"{name}_{counter:05}_.{exts[0]}"
-    return OutputFile(os.path.join(folder, filename), filename, subfolder)

@@ -15,9 +15,11 @@ from comfy_api.latest import io
 from exvideo_core import save_exvideo
 from exvideo_core.constraints import MIN_PIXELS, VAE_DOWNSCALE
 from exvideo_core.train import DatasetError, TrainConfig, Trainer, VideoClipDataset, encode_clips
+from exvideo_core.paths import resolve_inside
 from exvideo_core.train.lora import LORA_DTYPES, check_lora, merge_lora, save_lora
-from exvideo_core.video_io import resolve_inside, save_path
+from exvideo_core.train.state import state_file
 
+from .output_paths import output_file
 from .types import ExVideo
 
 TrainingClips = io.Custom("EXVIDEO_CLIPS")
@@ -61,7 +63,7 @@ class ExVideoTrainingClips(io.ComfyNode):
     def execute(cls, vae, clip_vision, video_folder, frames, width, height, frame_stride, motion_bucket_id,
                 images=None) -> io.NodeOutput:
         if video_folder:
-            folder = resolve_inside(folder_paths.get_input_directory(), video_folder)
+            folder = resolve_inside(folder_paths.get_input_directory(), video_folder, error=DatasetError)
             dataset = VideoClipDataset.from_folder(folder, frames, width, height, frame_stride)
         elif images is not None:
             dataset = VideoClipDataset.from_images(images, frames, width, height, frame_stride)
@@ -123,8 +125,8 @@ class ExVideoTrain(io.ComfyNode):
     def execute(cls, model, clips, steps, mode, learning_rate, lora_rank, lora_alpha, grad_accumulation,
                 gradient_checkpointing, seed, run_name, resume, exvideo=None) -> io.NodeOutput:
         state_dir = os.path.join(folder_paths.get_output_directory(), STATE_FOLDER)
+        state_path = state_file(state_dir, run_name)
         os.makedirs(state_dir, exist_ok=True)
-        state_path = resolve_inside(state_dir, f"{run_name}.state.safetensors")
         if resume and os.path.exists(state_path):
             trainer = Trainer.resume(model, clips, state_path, steps=steps)
         else:
@@ -231,7 +233,7 @@ class ExVideoSaveExtension(io.ComfyNode):
     def execute(cls, exvideo, filename_prefix, layout, lora=None) -> io.NodeOutput:
         if lora:  # a full-mode run's lora output is empty: nothing to merge
             exvideo = merge_lora(exvideo, lora)
-        target = save_path(folder_paths.get_output_directory(), filename_prefix, ".safetensors")
+        target = output_file(filename_prefix, ".safetensors")
         save_exvideo(exvideo, target.path, layout=layout)
         return io.NodeOutput()
 
@@ -264,7 +266,7 @@ class ExVideoSaveLoRA(io.ComfyNode):
     @classmethod
     def execute(cls, lora, filename_prefix, dtype, exvideo=None) -> io.NodeOutput:
         check_lora(lora)  # before any folder is made for it
-        target = save_path(folder_paths.get_output_directory(), filename_prefix, ".safetensors")
+        target = output_file(filename_prefix, ".safetensors")
         save_lora(lora, target.path, dtype, extension=exvideo)
         return io.NodeOutput()
 

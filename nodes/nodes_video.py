@@ -7,7 +7,11 @@ import comfy.utils
 import folder_paths
 from comfy_api.latest import io, ui
 
-from exvideo_core import video_io
+from exvideo_core import frames as frame_images, video_io
+from exvideo_core.errors import ExVideoError
+from exvideo_core.paths import resolve_inside
+
+from .output_paths import output_file
 
 
 class ExVideoSaveMP4(io.ComfyNode):
@@ -36,8 +40,7 @@ class ExVideoSaveMP4(io.ComfyNode):
     @classmethod
     def execute(cls, images, fps, filename_prefix, contact_sheet) -> io.NodeOutput:
         companions = (".png",) if contact_sheet else ()
-        target = video_io.save_path(folder_paths.get_output_directory(), filename_prefix, ".mp4", companions,
-                           width=images.shape[2], height=images.shape[1])
+        target = output_file(filename_prefix, ".mp4", companions, width=images.shape[2], height=images.shape[1])
         bar = comfy.utils.ProgressBar(images.shape[0])
 
         def progress(written: int) -> None:
@@ -47,7 +50,7 @@ class ExVideoSaveMP4(io.ComfyNode):
 
         video_io.write_mp4(images, target.path, fps, progress)
         if contact_sheet:
-            video_io.write_png(video_io.contact_sheet(images), os.path.splitext(target.path)[0] + ".png")
+            frame_images.write_png(frame_images.contact_sheet(images), os.path.splitext(target.path)[0] + ".png")
         return io.NodeOutput(ui=ui.PreviewVideo([ui.SavedResult(target.filename, target.subfolder,
                                                                 io.FolderType.output)]))
 
@@ -61,7 +64,7 @@ def _input_videos() -> list[str]:
 def _video_path(name: str) -> str:
     """The file a combo value names: in the input folder, or `[output]` / `[temp]` ones, never outside them."""
     relative, folder = folder_paths.annotated_filepath(name)
-    return video_io.resolve_inside(folder or folder_paths.get_input_directory(), relative)
+    return resolve_inside(folder or folder_paths.get_input_directory(), relative)
 
 
 class ExVideoLoadVideo(io.ComfyNode):
@@ -101,7 +104,7 @@ class ExVideoLoadVideo(io.ComfyNode):
         # Defining this skips ComfyUI's "value in list" check (so [output] files can be named): check the path here.
         try:
             path = _video_path(video)
-        except video_io.VideoError as e:
+        except ExVideoError as e:
             return str(e)
         return True if os.path.isfile(path) else f"Video file not found: {video}"
 
@@ -110,7 +113,7 @@ class ExVideoLoadVideo(io.ComfyNode):
         # Re-read when the file changes; size and mtime avoid hashing a large video on every queue.
         try:
             stat = os.stat(_video_path(video))
-        except (OSError, video_io.VideoError):
+        except (OSError, ExVideoError):
             return ""
         return f"{stat.st_mtime_ns}:{stat.st_size}"
 

@@ -9,6 +9,7 @@ import ctypes
 import gc
 import pathlib
 import shutil
+import subprocess
 
 import pytest
 import torch
@@ -24,6 +25,8 @@ except ImportError as error:
 # without a GPU it must be told to use the CPU, as `main.py --cpu` would.
 if not torch.cuda.is_available():
     comfy.cli_args.args.cpu = True
+
+from exvideo_harness.svd_vae import build_svd_vae, window_dependent_decode  # noqa: E402
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -58,3 +61,42 @@ def module_scratch(tmp_path_factory, request) -> pathlib.Path:
                 path.unlink()
         elif path.is_dir() and not any(path.iterdir()):
             path.rmdir()
+
+
+@pytest.fixture(scope="module")
+def vae():
+    """A small random SVD VAE with the temporal decoder."""
+    return build_svd_vae(seed=0, channels=32)
+
+
+@pytest.fixture
+def decoder_calls(vae, monkeypatch):
+    """Replaces `vae`'s decoder by `window_dependent_decode` and records the shape of each call."""
+    calls = []
+
+    def decode(z):
+        calls.append(tuple(z.shape))
+        return window_dependent_decode(z)
+
+    monkeypatch.setattr(vae.first_stage_model, "decode", decode)
+    return calls
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """mount(options) -> a fresh tmpfs folder; skips when this process may not mount."""
+    mounted = []
+
+    def mount(options: str):
+        folder = tmp_path / f"mount{len(mounted)}"
+        folder.mkdir()
+        result = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)],
+                                capture_output=True, text=True)
+        if result.returncode:
+            pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
+        mounted.append(folder)
+        return folder
+
+    yield mount
+    for folder in mounted:
+        subprocess.run(["umount", "--lazy", str(folder)], check=False)

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from .dataset import DatasetError, VideoClip, VideoClipDataset, motion_bucket, motion_score
     from .lora import lora_state_dict, merge_lora
     from .objective import denoising_error
-    from .state import load_state
+    from .state import TrainStateError, load_state, state_file
     from .trainer import Trainer, TrainingDivergedError, TrainResult
 
 _MODULES = {
@@ -38,7 +38,7 @@ _MODULES = {
     ".dataset": ["DatasetError", "VideoClip", "VideoClipDataset", "motion_bucket", "motion_score"],
     ".lora": ["lora_state_dict", "merge_lora"],
     ".objective": ["denoising_error"],
-    ".state": ["load_state"],
+    ".state": ["TrainStateError", "load_state", "state_file"],
     ".trainer": ["Trainer", "TrainingDivergedError", "TrainResult"],
 }
 

@@ -24,12 +24,26 @@ import pathlib
 import torch
 
 from .. import safetensors_io
-from ..errors import CheckpointError
+from ..errors import CheckpointError, ExVideoError
+from ..paths import resolve_inside
 from ..weights import ExVideoWeights, from_state_dict
 from .config import TrainConfig
 
 FORMAT = "exvideo_train_state/1"
 _SECTIONS = ("exvideo.", "lora.", "optim.", "ema.")
+SUFFIX = ".state.safetensors"
+
+
+class TrainStateError(ExVideoError, ValueError):
+    """A run name or path that cannot hold a training state."""
+
+
+def state_file(folder: str | os.PathLike, run_name: str) -> str:
+    """The state file of run `run_name` in `folder`; TrainStateError for names that lead outside it."""
+    if not run_name or os.path.basename(os.path.normpath(run_name)) in ("", ".", ".."):
+        raise TrainStateError(f"run_name {run_name!r} does not name a training state; use a name such as "
+                              f"'exvideo_run'.")
+    return resolve_inside(folder, run_name + SUFFIX, error=TrainStateError)
 
 
 @dataclasses.dataclass

@@ -11,7 +11,7 @@ import os
 import pathlib
 import sys
 
-from exvideo_core import safetensors_io
+from exvideo_core import atomic_file
 from exvideo_core.train import cli
 
 
@@ -24,13 +24,13 @@ def small_checkpoint(path: pathlib.Path, encoders: bool):
 
 
 def _report_writes():
-    write = safetensors_io.atomic_write
+    write = atomic_file.atomic_write
 
     def reporting(path, *args, **kwargs):
         print(f"rank {os.environ.get('RANK', '0')} wrote {path}", file=sys.stderr, flush=True)
         return write(path, *args, **kwargs)
 
-    safetensors_io.atomic_write = reporting
+    atomic_file.atomic_write = reporting  # every save goes through it
 
 
 if __name__ == "__main__":

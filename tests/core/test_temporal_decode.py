@@ -6,7 +6,6 @@ window-dependent stand-in for the edge cases, the narrow real decoder for
 tiles, and, at full size, DiffSynth's decoder against ComfyUI's.
 """
 
-import importlib.util
 import types
 
 import pytest
@@ -20,25 +19,13 @@ import comfy.sd
 
 from exvideo_core.errors import ExVideoError
 from exvideo_core.temporal_decode import spans, temporal_decode
-from exvideo_harness.cache import REPO_ROOT
-from exvideo_harness.svd_vae import build_image_vae, build_svd_vae, diffsynth_vae_decoder
+from exvideo_harness.svd_vae import build_image_vae, build_svd_vae, diffsynth_vae_decoder, window_dependent_decode
 
 DIFFSYNTH_SCALE = 0.18215  # SVDVAEDecoder.scaling_factor: DiffSynth's latents are ComfyUI's times this
 
 
 def latents(frames: int, height: int = 4, width: int = 4, seed: int = 0) -> torch.Tensor:
     return torch.randn(frames, 4, height, width, generator=torch.Generator().manual_seed(seed))
-
-
-def window_dependent_decode(z: torch.Tensor) -> torch.Tensor:
-    """(t 4 h w) -> (t 3 8h 8w) in (-1, 1); every pixel depends on the chunk's frame count, frame means and tile means.
-
-    Wrong windows, tiles or offsets change the result; DiffSynth's clamp never bites.
-    """
-    t = z.shape[0]
-    position = rearrange(torch.arange(t, dtype=z.dtype) / t, "t -> t 1 1 1")
-    mixed = z[:, :3] + z[:, 1:].mean(dim=0, keepdim=True) + z[:, :3].mean(dim=(2, 3), keepdim=True) + position
-    return repeat(torch.tanh(0.5 * mixed), "t c h w -> t c (h 8) (w 8)")
 
 
 def diffsynth_reference(vae, decode, samples, window, overlap, tile_size=0, tile_overlap=0):
@@ -57,24 +44,6 @@ def diffsynth_reference(vae, decode, samples, window, overlap, tile_size=0, tile
             stand_in, samples, batch_time=window, stride_time=window - overlap,
             batch_height=tile, stride_height=tile_stride, batch_width=tile, stride_width=tile_stride)
     return rearrange(vae.process_output(rearrange(video, "c t h w -> t c h w")), "t c h w -> t h w c")
-
-
-@pytest.fixture(scope="module")
-def vae():
-    return build_svd_vae(seed=0, channels=32)
-
-
-@pytest.fixture
-def decoder_calls(vae, monkeypatch):
-    """Replaces the decoder by `window_dependent_decode` and records the shape of each call."""
-    calls = []
-
-    def decode(z):
-        calls.append(tuple(z.shape))
-        return window_dependent_decode(z)
-
-    monkeypatch.setattr(vae.first_stage_model, "decode", decode)
-    return calls
 
 
 @pytest.mark.parametrize("frames, window, overlap, expected", [
@@ -215,20 +184,6 @@ def test_bad_arguments(vae, decoder_calls, shape, arguments, message):
 def test_other_vaes_are_refused_with_advice(make_vae):
     with pytest.raises(ExVideoError, match="Image Only Checkpoint Loader"):
         temporal_decode(make_vae(), latents(10))
-
-
-def test_node_passes_its_inputs_to_the_core(vae, decoder_calls):
-    # By path: with ComfyUI on sys.path, `nodes` is ComfyUI's own module.
-    spec = importlib.util.spec_from_file_location("exvideo_nodes_decode", REPO_ROOT / "nodes" / "nodes_decode.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    node = module.ExVideoTemporalDecode
-    schema = node.GET_SCHEMA()
-    assert (schema.node_id, schema.category) == ("ExVideoTemporalDecode", "ExVideo/latent")
-    assert all(item.tooltip for item in schema.inputs)
-    samples = latents(10, 7, 9)
-    output = node.execute(vae, {"samples": samples}, 8, 4, 5, 2)
-    assert torch.equal(output.result[0], temporal_decode(vae, samples, 8, 4, 5, 2))
 
 
 @pytest.mark.full_size

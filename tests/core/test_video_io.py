@@ -1,78 +1,24 @@
-"""Video files in and out: exvideo_core.video_io and the Save Video (MP4) / Load Video (frames) nodes.
+"""Video files in and out: exvideo_core.video_io (MP4 writing, reading any video's frames).
 
 Clips are tiny (a few frames of at most 64x96) so the suite stays fast on a shared CPU.
 """
 
 import errno
-import importlib
-import math
 import os
 import pathlib
 
 import av
 import cv2
-import folder_paths
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-import comfy.model_management
 from exvideo_core import atomic_file, video_io
+from exvideo_core.frames import rgb_uint8
 from exvideo_core.video_io import VideoError, VideoReadError, VideoWriteError
-from exvideo_harness.pack import load_pack_nodes
-
-# H.264 at crf 19, 4:2:0 chroma, on a smooth pattern: about 4-6/255 mean absolute error per frame and up to
-# 31/255 worst pixel were measured at these sizes, mostly from halving the chroma of such tiny frames (crf 0,
-# lossless, still gives 3-5/255). 8/255 leaves room for other FFmpeg builds yet stays far below the ~22/255
-# that separates consecutive pattern frames, so a frame lost, repeated or reordered still fails.
-MEAN_ERROR_BOUND = 8 / 255
-PIXEL_ERROR_BOUND = 48 / 255
-
-
-def moving_pattern(frames: int, height: int, width: int) -> torch.Tensor:
-    """Smooth colour waves that move by 1/12 of their period per frame."""
-    y = torch.linspace(0, 1, height)[:, None].expand(height, width)
-    x = torch.linspace(0, 1, width)[None, :].expand(height, width)
-    out = []
-    for i in range(frames):
-        shift = i / 12
-        out.append(torch.stack([0.5 + 0.4 * torch.sin(2 * math.pi * (x + shift)),
-                                0.5 + 0.4 * torch.cos(2 * math.pi * (y - shift)),
-                                0.3 + 0.4 * x * y], dim=-1))
-    return torch.stack(out)
-
-
-def gray_levels(frames: int, height: int = 16, width: int = 16) -> torch.Tensor:
-    """Frame i is uniformly gray at level 20 * i / 255, so a decoded frame tells its index."""
-    return (torch.arange(frames, dtype=torch.float32) * 20 / 255).view(-1, 1, 1, 1).expand(frames, height, width, 3)
-
-
-def frame_indices(frames: torch.Tensor) -> list[int]:
-    return [round(v) for v in (frames.mean(dim=(1, 2, 3)) * 255 / 20).tolist()]
-
-
-def per_frame_error(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    return (a - b).abs().mean(dim=(1, 2, 3))
-
-
-@pytest.fixture(scope="module")
-def nodes_video():
-    return importlib.import_module(f"{load_pack_nodes().__name__}.nodes_video")
-
-
-@pytest.fixture
-def comfy_dirs(tmp_path, monkeypatch):
-    output, inputs = tmp_path / "output", tmp_path / "input"
-    output.mkdir()
-    inputs.mkdir()
-    monkeypatch.setattr(folder_paths, "output_directory", str(output))
-    monkeypatch.setattr(folder_paths, "input_directory", str(inputs))
-    return output, inputs
-
-
-def listing(folder: pathlib.Path) -> list[str]:
-    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+from exvideo_harness.video_frames import (MEAN_ERROR_BOUND, PIXEL_ERROR_BOUND, frame_indices, gray_levels, listing,
+                                          moving_pattern, per_frame_error)
 
 
 # ---------------------------------------------------------------- round trips
@@ -310,7 +256,7 @@ def test_buffer_grows_when_the_header_under_reports(ten_frames, monkeypatch):
 
 
 def write_gif(path, frames):
-    images = [Image.fromarray(video_io._rgb_uint8(f)) for f in frames]
+    images = [Image.fromarray(rgb_uint8(f)) for f in frames]
     images[0].save(path, save_all=True, append_images=images[1:], duration=100, loop=0)
 
 
@@ -319,7 +265,7 @@ def write_with_opencv(fourcc):
         writer = cv2.VideoWriter(str(path), cv2.CAP_FFMPEG, cv2.VideoWriter_fourcc(*fourcc), 10, (16, 16))
         assert writer.isOpened()
         for frame in frames:
-            writer.write(cv2.cvtColor(video_io._rgb_uint8(frame), cv2.COLOR_RGB2BGR))
+            writer.write(cv2.cvtColor(rgb_uint8(frame), cv2.COLOR_RGB2BGR))
         writer.release()
     return write
 
@@ -380,147 +326,6 @@ def test_skipping_everything(ten_frames):
 def test_read_rejects_bad_arguments(ten_frames, kwargs):
     with pytest.raises(VideoError):
         video_io.read_video(ten_frames, **kwargs)
-
-
-# ---------------------------------------------------------------- output names
-
-def test_save_path_names_like_comfyui_and_counts_up(tmp_path):
-    first = video_io.save_path(tmp_path, "ExVideo/video", ".mp4")
-    assert first == video_io.OutputFile(str(tmp_path / "ExVideo" / "video_00001_.mp4"), "video_00001_.mp4", "ExVideo")
-    pathlib.Path(first.path).write_bytes(b"x")
-    assert video_io.save_path(tmp_path, "ExVideo/video", "mp4").filename == "video_00002_.mp4"
-
-
-def test_trailing_slash_prefix_does_not_overwrite(tmp_path):
-    # ComfyUI's counter misses existing files when the prefix ends with a slash.
-    first = video_io.save_path(tmp_path, "ExVideo/video/", ".mp4")
-    pathlib.Path(first.path).write_bytes(b"x")
-    assert video_io.save_path(tmp_path, "ExVideo/video/", ".mp4").path != first.path
-
-
-def test_taken_counter_is_skipped_for_every_extension(tmp_path, monkeypatch):
-    (tmp_path / "v_00001_.mp4").write_bytes(b"x")
-    (tmp_path / "v_00002_.png").write_bytes(b"x")
-    # Whatever the listing-based counter says, taken names are never returned.
-    monkeypatch.setattr(folder_paths, "get_save_image_path", lambda prefix, out, w, h: (str(tmp_path), "v", 1, "", prefix))
-    assert video_io.save_path(tmp_path, "v", ".mp4").filename == "v_00002_.mp4"
-    assert video_io.save_path(tmp_path, "v", ".mp4", companions=(".png",)).filename == "v_00003_.mp4"
-
-
-@pytest.mark.parametrize("prefix", ["../x", "/abs/x", "a/../../x", "ExVideo/../../x", "..", "../"])
-def test_prefix_escaping_the_output_folder_is_refused(tmp_path, prefix):
-    output = tmp_path / "output"
-    output.mkdir()
-    with pytest.raises(VideoError, match="leads outside the output folder"):
-        video_io.save_path(output, prefix, ".mp4")
-    assert listing(tmp_path) == ["output"]
-
-
-@pytest.mark.parametrize("prefix", ["", ".", "sub/.."])
-def test_prefix_without_a_name_is_refused(tmp_path, prefix):
-    with pytest.raises(VideoError, match="does not name a file"):
-        video_io.save_path(tmp_path, prefix, ".mp4")
-
-
-def test_prefix_variables_are_expanded(tmp_path):
-    out = video_io.save_path(tmp_path, "clips/%width%x%height%", ".mp4", width=64, height=48)
-    assert (out.subfolder, out.filename) == ("clips", "64x48_00001_.mp4")
-
-
-# ---------------------------------------------------------------- contact sheet
-
-def test_contact_sheet_picks_evenly_spaced_frames(tmp_path):
-    sheet = video_io.contact_sheet(gray_levels(10, 4, 6), columns=4, max_frames=6)
-    assert sheet.shape == (8, 24, 3) and sheet.dtype == np.uint8
-    cells = [sheet[r * 4:(r + 1) * 4, c * 6:(c + 1) * 6] for r in range(2) for c in range(4)]
-    assert [round(cell.mean() / 20) for cell in cells[:6]] == [0, 2, 4, 5, 7, 9]
-    assert not cells[6].any() and not cells[7].any()  # unused cells stay black
-
-    video_io.write_png(sheet, tmp_path / "sheet.png")
-    assert np.array_equal(cv2.cvtColor(cv2.imread(str(tmp_path / "sheet.png")), cv2.COLOR_BGR2RGB), sheet)
-    assert listing(tmp_path) == ["sheet.png"]
-
-
-def test_contact_sheet_of_a_short_gray_clip():
-    sheet = video_io.contact_sheet(torch.full((2, 4, 4, 1), 0.5))
-    assert sheet.shape == (4, 8, 3) and (sheet == 128).all()
-
-
-# ---------------------------------------------------------------- nodes
-
-def test_save_node_writes_mp4_and_contact_sheet(nodes_video, comfy_dirs):
-    output, _ = comfy_dirs
-    frames = moving_pattern(5, 32, 48)
-    result = nodes_video.ExVideoSaveMP4.execute(frames, 12.0, "ExVideo/clip", True)
-
-    assert result.ui.as_dict() == {
-        "images": [{"filename": "clip_00001_.mp4", "subfolder": "ExVideo", "type": "output"}], "animated": (True,)}
-    assert listing(output) == ["ExVideo", "ExVideo/clip_00001_.mp4", "ExVideo/clip_00001_.png"]
-    decoded, fps = video_io.read_video(output / "ExVideo" / "clip_00001_.mp4")
-    assert decoded.shape == frames.shape and fps == 12.0
-
-    nodes_video.ExVideoSaveMP4.execute(frames, 12.0, "ExVideo/clip", False)
-    assert listing(output / "ExVideo") == ["clip_00001_.mp4", "clip_00001_.png", "clip_00002_.mp4"]
-
-
-def test_save_node_refuses_escaping_prefix(nodes_video, comfy_dirs):
-    with pytest.raises(VideoError, match="outside the output folder"):
-        nodes_video.ExVideoSaveMP4.execute(gray_levels(2), 8.0, "../escape", False)
-
-
-def test_save_node_can_be_interrupted(nodes_video, comfy_dirs):
-    output, _ = comfy_dirs
-    comfy.model_management.interrupt_current_processing(True)
-    try:
-        with pytest.raises(comfy.model_management.InterruptProcessingException):
-            nodes_video.ExVideoSaveMP4.execute(gray_levels(4), 8.0, "clip", False)
-    finally:
-        comfy.model_management.interrupt_current_processing(False)
-    assert listing(output) == []
-
-
-def test_load_node_lists_reads_and_validates(nodes_video, comfy_dirs):
-    _, inputs = comfy_dirs
-    video_io.write_mp4(gray_levels(10), inputs / "levels.mp4", 20)
-    (inputs / "notes.txt").write_text("")
-    schema = nodes_video.ExVideoLoadVideo.define_schema()
-    assert schema.inputs[0].options == ["levels.mp4"]
-    assert all(i.tooltip for i in schema.inputs)
-
-    result = nodes_video.ExVideoLoadVideo.execute("levels.mp4", 2, 3, 1)
-    frames, count, fps = result.args
-    assert frame_indices(frames) == [1, 3, 5] and count == 3 and fps == 10.0
-
-    load = nodes_video.ExVideoLoadVideo
-    assert load.validate_inputs("levels.mp4") is True
-    assert "not found" in load.validate_inputs("missing.mp4")
-    assert "outside" in load.validate_inputs("../output/x.mp4")
-    assert "outside" in load.validate_inputs("/etc/passwd")
-
-
-def test_load_node_fingerprint_follows_the_file(nodes_video, comfy_dirs):
-    _, inputs = comfy_dirs
-    path = inputs / "clip.mp4"
-    video_io.write_mp4(gray_levels(2), path, 8)
-    before = nodes_video.ExVideoLoadVideo.fingerprint_inputs("clip.mp4", frame_stride=1)
-    video_io.write_mp4(gray_levels(3), path, 8)
-    os.utime(path, ns=(1, 1))  # a different mtime even on coarse-clock filesystems
-    assert nodes_video.ExVideoLoadVideo.fingerprint_inputs("clip.mp4", frame_stride=1) != before
-
-
-def test_native_nodes_interoperate(nodes_video, comfy_dirs):
-    import nodes as comfy_nodes  # ComfyUI's nodes.py: the pack's package is not on this name
-
-    output, inputs = comfy_dirs
-    empty = comfy_nodes.EmptyImage().generate(width=24, height=16, batch_size=3, color=0xFF8000)[0]
-    nodes_video.ExVideoSaveMP4.execute(empty, 8.0, "native", False)
-    decoded, _ = video_io.read_video(output / "native_00001_.mp4")
-    assert per_frame_error(decoded, empty).max() < MEAN_ERROR_BOUND
-
-    video_io.write_mp4(gray_levels(3), inputs / "levels.mp4", 8)
-    frames = nodes_video.ExVideoLoadVideo.execute("levels.mp4", 1, 0, 0).args[0]
-    comfy_nodes.SaveImage().save_images(frames, filename_prefix="frames")
-    assert sorted(p.name for p in output.glob("frames_*.png")) == [f"frames_{i:05}_.png" for i in (1, 2, 3)]
 
 
 def test_saved_files_get_the_usual_permissions(tmp_path):

@@ -4,9 +4,10 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from exvideo_core import CheckpointError
+from exvideo_core import CheckpointError, ExVideoError
+from exvideo_core.errors import VideoError
 from exvideo_core.safetensors_io import read_header, save
-from exvideo_core.train import TrainConfig, Trainer, load_state
+from exvideo_core.train import TrainConfig, Trainer, TrainStateError, load_state, state_file
 from exvideo_harness.svd_models import SMALL_UNET_CONFIG, build_svd_model
 from exvideo_harness.train_data import training_clips
 
@@ -95,3 +96,15 @@ def test_damaged_metadata_is_a_clear_error(base, tmp_path):
     save_file(load_file(path), path, {**metadata, "progress": "{not json"})
     with pytest.raises(CheckpointError, match="damaged ExVideo training state"):
         load_state(path)
+
+
+@pytest.mark.parametrize("run_name", ["../escape", "/abs/run", "sub/../../x", "", "sub/.."])
+def test_a_bad_state_path_is_a_state_error(tmp_path, run_name):
+    with pytest.raises(TrainStateError, match="training state|leads outside") as error:
+        state_file(tmp_path, run_name)
+    assert isinstance(error.value, ExVideoError) and not isinstance(error.value, VideoError)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_state_file_names_the_run_inside_the_folder(tmp_path):
+    assert state_file(tmp_path, "sub/run") == str(tmp_path / "sub" / "run.state.safetensors")
