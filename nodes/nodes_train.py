@@ -14,9 +14,10 @@ from comfy_api.latest import io
 
 from exvideo_core import save_exvideo
 from exvideo_core.constraints import MIN_PIXELS, VAE_DOWNSCALE
-from exvideo_core.train import DatasetError, TrainConfig, Trainer, VideoClipDataset, encode_clips
+from exvideo_core.train import DatasetError, TrainConfig, VideoClipDataset, encode_clips
 from exvideo_core.paths import resolve_inside
 from exvideo_core.train.lora import LORA_DTYPES, check_lora, merge_lora, save_lora
+from exvideo_core.train.session import SessionStart, TrainingSession
 from exvideo_core.train.state import state_file
 
 from .output_paths import output_file
@@ -26,6 +27,7 @@ TrainingClips = io.Custom("EXVIDEO_CLIPS")
 LossHistory = io.Custom("EXVIDEO_LOSS")
 STATE_FOLDER = "exvideo_training"
 PREVIEW_SIZE = (512, 256)  # the loss curve shown on Post-Tune while it trains
+NEW_RUN_HINT = "turn 'resume' off to start over (overwriting the saved state), or choose another run_name"
 
 
 class ExVideoTrainingClips(io.ComfyNode):
@@ -127,16 +129,15 @@ class ExVideoTrain(io.ComfyNode):
         state_dir = os.path.join(folder_paths.get_output_directory(), STATE_FOLDER)
         state_path = state_file(state_dir, run_name)
         os.makedirs(state_dir, exist_ok=True)
-        if resume and os.path.exists(state_path):
-            trainer = Trainer.resume(model, clips, state_path, steps=steps)
-        else:
-            config = TrainConfig(steps=steps, mode=mode, learning_rate=learning_rate, lora_rank=lora_rank,
-                                 lora_alpha=lora_alpha, grad_accumulation=grad_accumulation,
-                                 gradient_checkpointing=gradient_checkpointing, seed=seed)
-            trainer = Trainer(model, clips, config, weights=exvideo)
-        result = trainer.train(progress=_loss_progress(steps, trainer.losses), state_path=state_path)
-        # trainer.config, not the mode input: a resumed run keeps its saved mode.
-        lora = trainer.lora_state_dict() if trainer.config.mode == "lora" else {}
+        config = TrainConfig(steps=steps, mode=mode, learning_rate=learning_rate, lora_rank=lora_rank,
+                             lora_alpha=lora_alpha, grad_accumulation=grad_accumulation,
+                             gradient_checkpointing=gradient_checkpointing, seed=seed)
+        # The CLI's rules: a saved run resumes only with its own settings (else refused, naming them).
+        session = TrainingSession.open(model, clips, config, state_path, resume=resume,
+                                       start=SessionStart(weights=exvideo), new_run_hint=NEW_RUN_HINT)
+        trainer = session.trainer
+        result = session.run(progress=_loss_progress(steps, trainer.losses))
+        lora = session.lora()
         return io.NodeOutput(trainer.patched_model(), trainer.weights(), list(result.losses), lora)
 
 

@@ -41,7 +41,6 @@ import json
 import logging
 import os
 import pathlib
-import signal
 import sys
 import time
 import tomllib
@@ -162,63 +161,33 @@ def training_clips(run: RunConfig, load_checkpoint: LoadCheckpoint, rank: int):
     return load_clip_cache(run.cache_path), model
 
 
-def _check_resumable(run: RunConfig) -> None:
-    from .state import read_state_config
-
-    saved, step = read_state_config(run.state_path)
-    differ = [field.name for field in dataclasses.fields(TrainConfig)
-              if field.name != "steps" and getattr(saved, field.name) != getattr(run.train, field.name)]
-    if differ:
-        raise TrainConfigError(
-            f"{run.state_path} holds a run with other settings ({', '.join(differ)}; only 'steps' may change on "
-            f"resume). Restore them, or choose another [output] dir to start a new run.")
-    logging.info("resuming %s at step %d of %d", run.state_path, step, run.train.steps)
-
-
-# ---------------------------------------------------------------- the run
-
-
-class StopRequest:
-    """SIGINT/SIGTERM: the first asks the trainer to stop after the current step, the second stops at once."""
-
-    def __init__(self):
-        self.requested = False
-        self._previous = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGINT, signal.SIGTERM)}
-
-    def _handle(self, signum, frame):
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-        logging.warning("stopping after this step (signal %d); send it again to stop now", signum)
-
-    def __call__(self) -> bool:
-        return self.requested
-
-    def restore(self) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
+NEW_RUN_HINT = "choose another [output] dir to start a new run"
 
 
 def train(run: RunConfig, device: torch.device, load_checkpoint: LoadCheckpoint = load_svd_checkpoint) -> bool:
-    """One session of the run; True when it reached `steps`. Raises ExVideoError (and subclasses) on bad input."""
+    """One session of the run; True when it reached `steps`. Raises ExVideoError (and subclasses) on bad input.
+
+    The rules (resume, failures, files written) are `session.TrainingSession`'s, as for the Post-Tune node;
+    this adds the config file's data, the clip cache and the processes of a torchrun."""
     from .. import load_exvideo, safetensors_io
     from . import distributed
-    from .trainer import Trainer
+    from .session import SessionStart, TrainingSession, check_resumable
 
     rank, world = distributed.rank_and_world()
     if rank == 0:
         run.output.mkdir(parents=True, exist_ok=True)
     distributed.barrier()
+    resuming = run.state_path.exists()
+    if resuming:
+        check_resumable(run.state_path, run.train, NEW_RUN_HINT)  # before any clip is encoded
     clips, model = training_clips(run, load_checkpoint, rank)
     if model is None:
         model, _, _ = load_checkpoint(run.checkpoint, False)
-    if run.state_path.exists():
-        _check_resumable(run)
-        trainer = Trainer.resume(model, clips, run.state_path, steps=run.train.steps)
-    else:
-        weights = load_exvideo(run.exvideo) if run.exvideo else None
-        lora = safetensors_io.load(run.lora)[0] if run.lora else None
-        trainer = Trainer(model, clips, run.train, weights=weights, lora=lora)
+    start = SessionStart() if resuming else SessionStart(
+        weights=load_exvideo(run.exvideo) if run.exvideo else None,
+        lora=safetensors_io.load(run.lora)[0] if run.lora else None)
+    session = TrainingSession.open(model, clips, run.train, run.state_path, start=start, new_run_hint=NEW_RUN_HINT)
+    trainer = session.trainer
     distributed.check_same("training data", trainer.data_fingerprint, device)
     distributed.broadcast_parameters(trainer.parameters.values())
 
@@ -229,29 +198,14 @@ def train(run: RunConfig, device: torch.device, load_checkpoint: LoadCheckpoint 
             rate = (time.perf_counter() - started) / (step - first_step)
             logging.info("step %d/%d  loss %.5f  %.2f s/step", step, total, loss, rate)
 
-    stop = StopRequest()
-    try:
-        result = trainer.train(progress=progress, should_stop=stop, state_path=run.state_path)
-    finally:
-        stop.restore()
+    result = session.run(progress=progress, stop_on_signals=True)
     distributed.check_same("trained tensors", distributed.digest(trainer.parameters.values()), device)
     if rank == 0:
-        _write_results(trainer, run)
+        session.save_results(run.output, run.layout)
         state = "done" if result.completed else "stopped; run the same command to resume"
         logging.info("step %d/%d (%s). %d process(es) hold identical tensors. Wrote %s", result.step, result.total,
                      state, world, run.output)
     return result.completed
-
-
-def _write_results(trainer, run: RunConfig) -> None:
-    from .. import safetensors_io, save_exvideo
-
-    for ema in (False, True) if trainer.ema is not None else (False,):
-        suffix = "-ema" if ema else ""
-        save_exvideo(trainer.weights(ema), run.output / f"exvideo{suffix}.safetensors", layout=run.layout)
-        if trainer.config.mode == "lora":
-            safetensors_io.save(trainer.lora_state_dict(ema), run.output / f"lora{suffix}.safetensors",
-                                {"exvideo.apply_after": f"exvideo{suffix}.safetensors"})
 
 
 def main(argv: list[str] | None = None, load_checkpoint: LoadCheckpoint = load_svd_checkpoint) -> int:

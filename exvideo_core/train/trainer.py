@@ -117,12 +117,14 @@ class Trainer:
 
     @classmethod
     def resume(cls, model: comfy.model_patcher.ModelPatcher, clips: Sequence[EncodedClip],
-               path: str | os.PathLike, steps: int | None = None) -> "Trainer":
-        """Continue the run saved at `path`; `steps` raises (or lowers) its total."""
+               path: str | os.PathLike, steps: int | None = None, config: TrainConfig | None = None) -> "Trainer":
+        """Continue the run saved at `path`; `steps` raises (or lowers) its total. `config` replaces the saved
+        config whole: `session.TrainingSession.resume` checks first that it changes no setting of the run."""
         # Nodes run in inference mode; tensors the optimizer will update in place must be ordinary ones.
         with torch.inference_mode(False):
             state = load_state(path)
-            config = state.config if steps is None else dataclasses.replace(state.config, steps=steps)
+            config = config or state.config
+            config = config if steps is None else dataclasses.replace(config, steps=steps)
             trainer = cls(model, clips, config, state.weights, state.lora)
             trainer._restore(state)
         return trainer
@@ -349,13 +351,18 @@ def _trainable(config: TrainConfig, weights: ExVideoWeights, lora, device: torch
 
 
 def _unload(model: comfy.model_patcher.ModelPatcher, wrapped_modules: set[str]) -> None:
-    """Unload the training clone now (ComfyUI then restores the MODEL) and drop its weight wrappers."""
-    loaded = comfy.model_management.current_loaded_models
-    for index, entry in enumerate(loaded):
-        if entry.model is model:
-            loaded.pop(index).model_unload()
-            # ComfyUI clears a module's wrappers at its next load, not at unload: clear them so the MODEL
-            # holds no reference to the trained tensors.
-            for name in wrapped_modules:
-                comfy.model_patcher.wipe_lowvram_weight(comfy.utils.get_attr(model.model, name))
-            return
+    """Unload the training clone now (ComfyUI then restores the MODEL) and drop its weight wrappers.
+
+    Through ComfyUI's own `free_memory`, which unloads and drops the list entries of every model on the
+    device except `keep_loaded`: here every loaded model but the clone, so other models stay where they
+    are (`unload_all_models` would evict them all; `cleanup_models_gc` only collects dead entries).
+    """
+    management = comfy.model_management
+    others = [management.LoadedModel(loaded) for loaded in management.loaded_models() if loaded is not model]
+    if len(others) == len(management.loaded_models()):
+        return  # not loaded (ComfyUI unloaded it meanwhile)
+    management.free_memory(1e30, model.load_device, keep_loaded=others)
+    # ComfyUI clears a module's wrappers at its next load, not at unload: clear them so the MODEL
+    # holds no reference to the trained tensors.
+    for name in wrapped_modules:
+        comfy.model_patcher.wipe_lowvram_weight(comfy.utils.get_attr(model.model, name))

@@ -88,3 +88,18 @@ def test_resume_continues_the_saved_run(train_nodes, clips, comfy_dirs):
         more = train_nodes.ExVideoTrain.execute(model, clips, 2, *args[3:]).result[2]
     assert len(first) == 1 and len(more) == 2 and more[0] == first[0]
     comfy.model_management.unload_all_models()
+
+
+def test_resume_with_other_settings_is_refused_naming_them_as_the_cli_does(train_nodes, clips, comfy_dirs):
+    from exvideo_core.train import TrainConfigError
+
+    model = build_svd_model(SMALL_UNET_CONFIG, seed=0)
+    args = (model, clips, 1, "full", 1e-4, 4, 4.0, 1, False, 0, "changed", True)
+    with torch.inference_mode():
+        first = train_nodes.ExVideoTrain.execute(*args).result[2]
+        with pytest.raises(TrainConfigError, match=r"other settings \(mode, learning_rate;.*choose another run_name"):
+            train_nodes.ExVideoTrain.execute(model, clips, 2, "lora", 1e-3, *args[5:])
+        # resume off starts the run over with the new settings.
+        again = train_nodes.ExVideoTrain.execute(model, clips, 1, "full", 1e-3, *args[5:11], False).result[2]
+    assert len(first) == len(again) == 1
+    comfy.model_management.unload_all_models()

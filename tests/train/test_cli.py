@@ -17,6 +17,7 @@ import torch
 from exvideo_core import load_exvideo, safetensors_io
 from exvideo_core.train import TrainConfigError, load_state
 from exvideo_core.train.cli import load_run_config
+from exvideo_core.train.lora import REQUIRES, extension_fingerprint
 from exvideo_core.video_io import write_mp4
 from exvideo_harness.cache import REPO_ROOT
 from exvideo_harness.train_data import moving_square_video
@@ -191,7 +192,10 @@ def test_python_m_exvideo_core_train_post_tunes_the_svd_xt_checkpoint(tmp_path, 
         "exvideo.safetensors", "lora.safetensors", "state.safetensors"]
     assert load_exvideo(run_dir / "exvideo.safetensors").num_frames == 2
     lora, metadata = safetensors_io.load(run_dir / "lora.safetensors")
-    assert metadata["exvideo.apply_after"] == "exvideo.safetensors"
+    # The Post-Tune node's schema (lora.save_lora): what it belongs on, and that extension's fingerprint.
+    assert metadata["exvideo.requires"] == REQUIRES and "exvideo.apply_after" not in metadata
+    assert metadata["exvideo.extension_fingerprint"] == extension_fingerprint(
+        load_exvideo(run_dir / "exvideo.safetensors"))
     assert lora and all(key.startswith("diffusion_model.") for key in lora)
     assert load_state(run_dir / "state.safetensors").step == 1
 
