@@ -8,7 +8,6 @@ pack's own node classes are loaded under a fixed name by `exvideo_harness.pack`.
 import ctypes
 import gc
 import pathlib
-import shutil
 import subprocess
 
 import pytest
@@ -26,7 +25,15 @@ except ImportError as error:
 if not torch.cuda.is_available():
     comfy.cli_args.args.cpu = True
 
+# The harness imports comfy.model_management: only after the device is chosen.
+from exvideo_core import load_exvideo  # noqa: E402
+from exvideo_harness.clip_vision import StubClipVision  # noqa: E402
+from exvideo_harness.exvideo_files import SMALL, random_exvideo_state_dict  # noqa: E402
+from exvideo_harness.svd_models import SMALL_UNET_CONFIG, build_svd_model  # noqa: E402
 from exvideo_harness.svd_vae import build_svd_vae, window_dependent_decode  # noqa: E402
+
+# Frames of the shared extensions' position tables.
+N = 32
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -63,6 +70,26 @@ def module_scratch(tmp_path_factory, request) -> pathlib.Path:
             path.rmdir()
 
 
+# The small random models and extensions the tests share; a module that needs
+# another variant defines its own fixture of the same name.
+
+
+@pytest.fixture(scope="module")
+def base():
+    """The small random SVD MODEL (seed 0)."""
+    return build_svd_model(SMALL_UNET_CONFIG, seed=0)
+
+
+@pytest.fixture(scope="module")
+def weights():
+    return load_exvideo(random_exvideo_state_dict(N, seed=1, **SMALL))
+
+
+@pytest.fixture(scope="module")
+def other_weights():
+    return load_exvideo(random_exvideo_state_dict(N, seed=2, **SMALL))
+
+
 @pytest.fixture(scope="module")
 def vae():
     """A small random SVD VAE with the temporal decoder."""
@@ -80,6 +107,20 @@ def decoder_calls(vae, monkeypatch):
 
     monkeypatch.setattr(vae.first_stage_model, "decode", decode)
     return calls
+
+
+@pytest.fixture
+def clip_vision():
+    return StubClipVision()
+
+
+@pytest.fixture
+def unload_after():
+    """Models a test loaded are unloaded after it (`pytestmark = pytest.mark.usefixtures("unload_after")`)."""
+    yield
+    import comfy.model_management
+
+    comfy.model_management.unload_all_models()
 
 
 @pytest.fixture

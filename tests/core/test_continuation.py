@@ -15,29 +15,12 @@ from exvideo_core.errors import ExVideoError
 from exvideo_core.sampling import SamplingSettings, image_to_video_conditioning, with_linear_cfg
 from exvideo_harness.clip_vision import StubClipVision
 from exvideo_harness.pack import load_pack_nodes
-from exvideo_harness.svd_models import SMALL_UNET_CONFIG, build_svd_model
-from exvideo_harness.svd_vae import build_svd_vae
 
 PREVIOUS, FRAMES, OVERLAP, LATENT_HW = 10, 5, 2, 8
 
 
 def latent(frames: int, seed: int) -> torch.Tensor:
     return torch.randn(frames, 4, LATENT_HW, LATENT_HW, generator=torch.Generator().manual_seed(seed))
-
-
-@pytest.fixture(scope="module")
-def model():
-    return build_svd_model(SMALL_UNET_CONFIG, seed=0)
-
-
-@pytest.fixture(scope="module")
-def vae():
-    return build_svd_vae(seed=0, channels=32)
-
-
-@pytest.fixture
-def clip_vision():
-    return StubClipVision()
 
 
 @pytest.fixture
@@ -57,19 +40,19 @@ def inference_and_unload():
     comfy.model_management.unload_all_models()
 
 
-def continue_(model, clip_vision, vae, previous, previous_images=None):
-    return continue_video(model, clip_vision, vae, {"samples": previous}, FRAMES, OVERLAP,
+def continue_(base, clip_vision, vae, previous, previous_images=None):
+    return continue_video(base, clip_vision, vae, {"samples": previous}, FRAMES, OVERLAP,
                           SamplingSettings(steps=1, seed=2),
                           previous_images=last_image() if previous_images is None else previous_images)["samples"]
 
 
 @pytest.fixture(scope="module")
-def continued(model, vae):
+def continued(base, vae):
     """One continuation and the images its conditioning encoded, shared: each sampler run costs seconds here."""
     clip_vision = StubClipVision()
     decoded_video = torch.cat([torch.zeros(3, 8 * LATENT_HW, 8 * LATENT_HW, 3), last_image()])
     with torch.inference_mode():
-        clip = continue_(model, clip_vision, vae, latent(PREVIOUS, seed=3), previous_images=decoded_video)
+        clip = continue_(base, clip_vision, vae, latent(PREVIOUS, seed=3), previous_images=decoded_video)
     return clip, clip_vision.images
 
 
@@ -89,12 +72,12 @@ def test_carried_latent_layout(previous):
     assert not mask[:OVERLAP].any() and mask[OVERLAP:].eq(1).all()
 
 
-def test_native_sampler_keeps_the_masked_frames(model, clip_vision, vae, previous):
+def test_native_sampler_keeps_the_masked_frames(base, clip_vision, vae, previous):
     """ComfyUI's own sampling path honours the per-frame mask: carried frames come back, others are generated."""
     carried = carry_frames(previous, FRAMES, OVERLAP)
     positive, negative, _ = image_to_video_conditioning(clip_vision, vae, last_image(), 64, 64, FRAMES)
     noise = comfy.sample.prepare_noise(carried["samples"], 0)
-    out = comfy.sample.sample(with_linear_cfg(model, 2.0), noise, 2, 2.0, "euler", "karras", positive, negative,
+    out = comfy.sample.sample(with_linear_cfg(base, 2.0), noise, 2, 2.0, "euler", "karras", positive, negative,
                               carried["samples"], noise_mask=carried["noise_mask"], disable_pbar=True, seed=0)
     # Up to float round-off: the sampler scales latents in and out and adds and subtracts the noise.
     assert torch.allclose(out[:OVERLAP], previous[-OVERLAP:], atol=1e-5)
@@ -107,9 +90,9 @@ def test_new_clip_starts_with_the_previous_frames_exactly(clip, previous):
     assert torch.isfinite(clip).all()
 
 
-def test_new_frames_follow_the_carried_frames(clip, model, clip_vision, vae):
+def test_new_frames_follow_the_carried_frames(clip, base, clip_vision, vae):
     """Same seed and conditioning, other carried frames: other new frames, so the model sees what is carried."""
-    other = continue_(model, clip_vision, vae, latent(PREVIOUS, seed=5))
+    other = continue_(base, clip_vision, vae, latent(PREVIOUS, seed=5))
     assert (clip[OVERLAP:] - other[OVERLAP:]).abs().max() > 1e-3
 
 
@@ -171,14 +154,14 @@ def test_join_jump_reads_latents_and_several_joins():
         join_jump(video, [18])
 
 
-def test_continue_node_chains_videos_and_decodes_the_last_frame(model, clip_vision, vae, previous):
+def test_continue_node_chains_videos_and_decodes_the_last_frame(base, clip_vision, vae, previous):
     module = importlib.import_module(f"{load_pack_nodes().__name__}.nodes_continuation")
     for node in module.NODES:
         assert all(item.tooltip for item in node.GET_SCHEMA().inputs), node
     settings = {"frames": FRAMES, "overlap_frames": OVERLAP, "fps": 30, "motion_bucket_id": 127,
                 "augmentation_level": 0.02, "min_cfg": 2.0, "cfg": 2.0, "steps": 1, "sampler_name": "euler",
                 "scheduler": "karras", "seed": 2}
-    video, clip = module.ExVideoContinue.execute(model=model, clip_vision=clip_vision, vae=vae,
+    video, clip = module.ExVideoContinue.execute(model=base, clip_vision=clip_vision, vae=vae,
                                                  previous={"samples": previous}, **settings).result
     assert video["samples"].shape[0] == PREVIOUS + FRAMES - OVERLAP
     assert torch.equal(video["samples"][:PREVIOUS], previous)

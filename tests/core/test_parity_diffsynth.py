@@ -8,7 +8,6 @@ different videos in one forward against two DiffSynth forwards.
 import gc
 
 import pytest
-import torch
 
 import comfy.model_management
 

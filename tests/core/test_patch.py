@@ -15,11 +15,7 @@ from exvideo_core.temporal_block import ExVideoVideoTransformer
 from exvideo_harness.exvideo_files import FULL, random_exvideo_state_dict
 from exvideo_harness.svd_models import SMALL_UNET_CONFIG, apply_model_direct, build_svd_model, svd_conditioning
 
-
-@pytest.fixture(autouse=True)
-def unload_after():
-    yield
-    comfy.model_management.unload_all_models()
+pytestmark = pytest.mark.usefixtures("unload_after")
 
 
 @pytest.mark.parametrize("frames", [2, 14, 25])
@@ -204,18 +200,3 @@ def test_refine_and_continue_refuse_before_encoding_or_decoding(base, weights):
         refine_video(patched, None, NoVAE(), torch.zeros(33, 128, 128, 3), width=128, height=128)
     with pytest.raises(FrameCountError, match="40 latent frames .* only 32"):
         continue_video(patched, None, NoVAE(), {"samples": torch.zeros(8, 4, 16, 16)}, 40, 4)
-
-
-def test_training_installs_its_modules_through_the_same_seam_without_set_patches(base, weights):
-    """No build-then-undo: full mode never adds the set patches its fp32 masters replace."""
-    from exvideo_core.train.trainable import FullTemporal, TemporalLoRA
-
-    temporal = {key for key, _ in weights.temporal_tensors()}
-    full = FullTemporal(weights, torch.device("cpu"))
-    full_clone = full.patch(base)
-    assert not temporal & full_clone.patches.keys()
-    block = full_clone.object_patches["diffusion_model.middle_block.1"]
-    assert block.time_pos_table is full.tables[next(b for b in full.tables if b.comfy_name == "middle_block.1")]
-    lora_clone = TemporalLoRA(weights, torch.device("cpu"), rank=2, alpha=2.0, seed=0).patch(base)
-    assert temporal <= lora_clone.patches.keys()
-    assert full_clone.get_attachment("exvideo").num_frames == 32

@@ -9,19 +9,9 @@ import comfy.ops
 from exvideo_core.train import TrainConfig, Trainer
 from exvideo_core.train.grad_checkpoint import add_gradient_checkpointing, checkpointed, unet_layer_keys
 from exvideo_core.train.objective import denoising_loss
-from exvideo_harness.svd_models import SMALL_UNET_CONFIG, build_svd_model
 from exvideo_harness.train_data import training_clips
 
-
-@pytest.fixture(scope="module")
-def base():
-    return build_svd_model(SMALL_UNET_CONFIG, seed=0)
-
-
-@pytest.fixture(autouse=True)
-def unload_after():
-    yield
-    comfy.model_management.unload_all_models()
+pytestmark = pytest.mark.usefixtures("unload_after")
 
 
 def test_checkpointed_copy_shares_the_modules_tensors():

@@ -10,14 +10,11 @@ from exvideo_core import CheckpointError, apply_exvideo, load_exvideo
 from exvideo_core.train import lora_state_dict, merge_lora
 from exvideo_core.train.lora import LORA_MODULES, adapters_from_state_dict, factors, lora_targets, new_adapters
 from exvideo_harness.exvideo_files import SMALL, random_exvideo_state_dict
-from exvideo_harness.svd_models import SMALL_UNET_CONFIG, apply_model_direct, build_svd_model
+from exvideo_harness.svd_models import apply_model_direct
+
+pytestmark = pytest.mark.usefixtures("unload_after")
 
 RANK, ALPHA = 4, 2.0
-
-
-@pytest.fixture(scope="module")
-def base():
-    return build_svd_model(SMALL_UNET_CONFIG, seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -33,12 +30,6 @@ def lora(weights):
     for index, (name, factor) in enumerate(factors(adapters).items()):
         values[name] = 0.05 * torch.randn(factor.shape, generator=torch.Generator().manual_seed(index))
     return lora_state_dict(values, ALPHA)
-
-
-@pytest.fixture(autouse=True)
-def unload_after():
-    yield
-    comfy.model_management.unload_all_models()
 
 
 def test_file_uses_comfys_generic_lora_keys(lora, weights):

@@ -12,24 +12,14 @@ import comfy.patcher_extension
 from exvideo_core import apply_exvideo, new_exvideo
 from exvideo_core.train import TrainConfig, denoising_error
 from exvideo_core.train.objective import clean_latents, denoising_loss, draw_sigma, loss_weight, training_sigmas
-from exvideo_harness.svd_models import SMALL_UNET_CONFIG, build_svd_model
 from exvideo_harness.train_data import training_clips
 
-
-@pytest.fixture(scope="module")
-def base():
-    return build_svd_model(SMALL_UNET_CONFIG, seed=0)
+pytestmark = pytest.mark.usefixtures("unload_after")
 
 
 @pytest.fixture(scope="module")
 def scheduler():
     return ContinuousODEScheduler(num_inference_steps=1000)
-
-
-@pytest.fixture(autouse=True)
-def unload_after():
-    yield
-    comfy.model_management.unload_all_models()
 
 
 def test_sigmas_are_diffsynths_training_sigmas(base, scheduler):

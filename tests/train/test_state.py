@@ -8,13 +8,7 @@ from exvideo_core import CheckpointError, ExVideoError
 from exvideo_core.errors import VideoError
 from exvideo_core.safetensors_io import read_header, save
 from exvideo_core.train import TrainConfig, Trainer, TrainStateError, load_state, state_file
-from exvideo_harness.svd_models import SMALL_UNET_CONFIG, build_svd_model
 from exvideo_harness.train_data import training_clips
-
-
-@pytest.fixture(scope="module")
-def base():
-    return build_svd_model(SMALL_UNET_CONFIG, seed=0)
 
 
 def _fake_step(trainer: Trainer, seed: int) -> None:

@@ -22,15 +22,12 @@ from exvideo_core.train import trainer as trainer_module
 from exvideo_harness.svd_models import SMALL_UNET_CONFIG, apply_model_direct, build_svd_model
 from exvideo_harness.train_data import CLIP_FRAMES, training_clips
 
+pytestmark = pytest.mark.usefixtures("unload_after")
+
 HELD_OUT = {"sigmas": [0.3, 3.0], "seed": 1234}
 FULL = TrainConfig(steps=4, learning_rate=1e-3, warmup_steps=2, ema_decay=0.9, gradient_checkpointing=False, seed=3)
 LORA = TrainConfig(steps=4, mode="lora", lora_rank=4, lora_alpha=4.0, learning_rate=1e-2,
                    gradient_checkpointing=False, seed=3)
-
-
-@pytest.fixture(scope="module")
-def base():
-    return build_svd_model(SMALL_UNET_CONFIG, seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -67,12 +64,6 @@ def full_run(base, clips):
 @pytest.fixture(scope="module")
 def lora_run(base, clips):
     return _run(base, clips, LORA)
-
-
-@pytest.fixture(autouse=True)
-def unload_after():
-    yield
-    comfy.model_management.unload_all_models()
 
 
 def _trained_output(trainer: Trainer) -> torch.Tensor:

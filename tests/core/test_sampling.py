@@ -1,0 +1,41 @@
+"""DiffSynth's image-to-video recipe on ComfyUI's sampler: settings, per-frame CFG, latent post-processing."""
+
+import dataclasses
+
+import torch
+
+from comfy_extras.nodes_video_model import VideoLinearCFGGuidance
+
+from exvideo_core.sampling import SamplingSettings, renormalize_frames, with_linear_cfg
+
+
+def test_default_settings_are_the_reference_recipe():
+    """DiffSynth's ExVideo example: fps 30, bucket 127, augmentation 0.02, CFG 2 -> 2, 50 Euler/Karras steps."""
+    assert dataclasses.asdict(SamplingSettings()) == {
+        "fps": 30, "motion_bucket_id": 127, "augmentation_level": 0.02, "min_cfg": 2.0, "cfg": 2.0, "steps": 50,
+        "sampler_name": "euler", "scheduler": "karras", "seed": 1}
+
+
+def test_linear_cfg_equals_the_native_video_linear_cfg_guidance(base):
+    g = torch.Generator().manual_seed(0)
+    cond, uncond = torch.randn(12, 4, 8, 8, generator=g), torch.randn(12, 4, 8, 8, generator=g)
+    args = {"cond": cond, "uncond": uncond, "cond_scale": 3.0}
+    ours = with_linear_cfg(base, 1.0).model_options["sampler_cfg_function"](args)
+    (native_model,) = VideoLinearCFGGuidance().patch(base, 1.0)
+    native = native_model.model_options["sampler_cfg_function"](args)
+    assert torch.allclose(ours, native, atol=1e-6)
+    assert torch.allclose(ours[0], uncond[0] + 1.0 * (cond[0] - uncond[0]))
+    assert torch.allclose(ours[-1], uncond[-1] + 3.0 * (cond[-1] - uncond[-1]))
+    assert "sampler_cfg_function" not in base.model_options, "the input MODEL is not patched"
+
+
+def test_renormalize_pins_every_frame_to_the_clips_statistics():
+    g = torch.Generator().manual_seed(1)
+    latent = torch.randn(6, 4, 8, 8, generator=g) * torch.linspace(0.5, 2.0, 6).reshape(6, 1, 1, 1) + \
+        torch.arange(6.0).reshape(6, 1, 1, 1)
+    out = renormalize_frames(latent, contrast_scale=1.0)
+    frame_means, frame_stds = out.mean(dim=(1, 2, 3)), out.std(dim=(1, 2, 3))
+    assert torch.allclose(frame_means, torch.full((6,), latent.mean().item()), atol=1e-5)
+    assert torch.allclose(frame_stds, torch.full((6,), latent.std().item()), atol=1e-5)
+    assert torch.allclose(renormalize_frames(latent, 1.2), 1.2 * out)
+    assert torch.equal(renormalize_frames(latent, 1.2, normalize=False), 1.2 * latent)
