@@ -6,6 +6,8 @@ import pytest
 
 from exvideo_harness import browser as browser_harness
 from exvideo_harness.comfy_server import ComfyServer, start_comfy_server
+from exvideo_harness.exvideo_files import FULL, exvideo_checkpoint_path
+from exvideo_harness.svd_checkpoint import svd_xt_checkpoint_path
 
 
 @pytest.fixture(scope="module")
@@ -17,6 +19,15 @@ def comfy_server(module_scratch) -> ComfyServer:
     """
     with start_comfy_server(module_scratch / "comfy_server") as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def models(comfy_server):
+    """The random-weight SVD-XT and ExVideo files in the server, under the names the templates use."""
+    comfy_server.install_model("checkpoints", svd_xt_checkpoint_path(), "svd_xt.safetensors")
+    comfy_server.install_model("exvideo", exvideo_checkpoint_path(16, FULL), "ExVideo-SVD-128f-v1.safetensors")
+    yield
+    comfy_server.client.free_memory()
 
 
 @pytest.fixture(scope="module")

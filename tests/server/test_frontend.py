@@ -23,8 +23,6 @@ from exvideo_harness.workflows import SMALL
 from exvideo_harness.browser import save_png
 from exvideo_harness.cache import REPO_ROOT
 from exvideo_harness.comfy_server import PACK_DIR_NAME, ExecutionInterrupted
-from exvideo_harness.exvideo_files import FULL, exvideo_checkpoint_path
-from exvideo_harness.svd_checkpoint import svd_xt_checkpoint_path
 
 pytestmark = [pytest.mark.server, pytest.mark.full_size, pytest.mark.browser]
 
@@ -40,15 +38,6 @@ NOT_RUN_HERE = {
 }
 RUN_TIMEOUT_S = 900
 SCREENSHOT_DIR = os.environ.get("EXVIDEO_SCREENSHOT_DIR")
-
-
-@pytest.fixture(scope="module")
-def models(comfy_server):
-    """The random-weight SVD-XT and ExVideo files, under the names the workflows use."""
-    comfy_server.install_model("checkpoints", svd_xt_checkpoint_path(), "svd_xt.safetensors")
-    comfy_server.install_model("exvideo", exvideo_checkpoint_path(16, FULL), "ExVideo-SVD-128f-v1.safetensors")
-    yield
-    comfy_server.client.free_memory()
 
 
 def problems(nodes: list[dict]) -> list[str]:

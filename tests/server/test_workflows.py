@@ -17,8 +17,6 @@ from exvideo_core.video_io import read_video, write_mp4
 from exvideo_harness import workflows
 from exvideo_harness.workflows import FRAMES, SIZE, SMALL, STEPS
 from exvideo_harness.cache import REPO_ROOT
-from exvideo_harness.exvideo_files import FULL, exvideo_checkpoint_path
-from exvideo_harness.svd_checkpoint import svd_xt_checkpoint_path
 from exvideo_harness.train_data import moving_square_video
 
 pytestmark = [pytest.mark.server, pytest.mark.full_size]
@@ -27,15 +25,6 @@ WORKFLOW_DIR = REPO_ROOT / "example_workflows"
 SAMPLE_IMAGE = "exvideo_example.png"
 # Frames each workflow writes at the sizes above.
 EXPECTED_FRAMES = {"exvideo_256_frames_continuation": FRAMES + 2 * (FRAMES - 2)}
-
-
-@pytest.fixture(scope="module")
-def models(comfy_server):
-    """The random-weight SVD-XT and ExVideo files, under the names the workflows use."""
-    comfy_server.install_model("checkpoints", svd_xt_checkpoint_path(), "svd_xt.safetensors")
-    comfy_server.install_model("exvideo", exvideo_checkpoint_path(16, FULL), "ExVideo-SVD-128f-v1.safetensors")
-    yield
-    comfy_server.client.free_memory()
 
 
 def small_prompt(path: pathlib.Path, object_info: dict) -> dict:
