@@ -352,14 +352,24 @@ def state_file(comfy_server, run_name: str) -> pathlib.Path:
     return comfy_server.output_dir / "exvideo_training" / f"{run_name}.state.safetensors"
 
 
+@pytest.fixture
+def checked_states(comfy_server):
+    """Runs whose state a test has checked; deleted after it (a full-size state with AdamW moments is 6 GB)."""
+    runs = []
+    yield runs.append
+    for run_name in runs:
+        state_file(comfy_server, run_name).unlink(missing_ok=True)
+
+
 def saved_progress(path: pathlib.Path) -> dict:
     """The state file's progress, after checking that its header and every tensor's extent fit the file."""
     _, metadata = read_header(path)
     return json.loads(metadata["progress"])
 
 
-def test_nan_loss_in_training(comfy_server, names):
+def test_nan_loss_in_training(comfy_server, names, checked_states):
     """A LoRA with NaN factors (saved from a diverged run) makes the very first loss NaN."""
+    checked_states("nan_run")
     prompt = training_prompt(names, "nan_run", 3, model=("lora", 0))
     prompt["lora"] = {"class_type": "LoraLoaderModelOnly", "inputs": {
         "model": ["ckpt", 0], "lora_name": names["nan_lora"], "strength_model": 1.0}}
@@ -396,8 +406,9 @@ def test_interrupt_during_decoding(comfy_server, names, watcher):
     video.unlink()
 
 
-def test_interrupt_during_training_keeps_a_resumable_state(comfy_server, names, watcher):
+def test_interrupt_during_training_keeps_a_resumable_state(comfy_server, names, watcher, checked_states):
     client = comfy_server.client
+    checked_states("interrupted_run")
     state = state_file(comfy_server, "interrupted_run")
     prompt_id = client.queue_prompt(training_prompt(names, "interrupted_run", 50))
     watcher.wait_for_progress(prompt_id, "train", 1, timeout=900)
