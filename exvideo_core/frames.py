@@ -1,17 +1,20 @@
-"""Frames as pictures: checking IMAGE batches, converting frames to uint8 RGB, contact sheets and PNG files.
+"""Frames as pictures: checking IMAGE batches, converting frames to uint8 RGB, resizing, contact sheets and PNG files.
 
 Frames are ComfyUI IMAGE tensors, `(t, h, w, c)` float in [0, 1].
 """
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import pathlib
 
-import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
+from einops import rearrange
+from PIL import Image
 
 from . import atomic_file
 from .errors import VideoError, VideoWriteError
@@ -33,11 +36,32 @@ def rgb_uint8(frame: torch.Tensor) -> np.ndarray:
     return frame.detach().float().clamp(0, 1).mul(255).round().to(torch.uint8).cpu().numpy()
 
 
-def contact_sheet(frames: torch.Tensor, columns: int = 8, max_frames: int = 32) -> np.ndarray:
-    """Evenly spaced frames (first and last included) in a grid, row by row, as uint8 RGB.
+def center_crop_box(h: int, w: int, width: int, height: int) -> tuple[int, int, int, int]:
+    """(top, left, crop_h, crop_w): the largest centred h x w window with the aspect of width x height."""
+    if w * height > h * width:  # too wide: keep the full height
+        crop_h, crop_w = h, max(1, round(h * width / height))
+    else:
+        crop_h, crop_w = max(1, round(w * height / width)), w
+    return (h - crop_h) // 2, (w - crop_w) // 2, crop_h, crop_w
 
-    cv2.imwrite expects BGR: convert with cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR), or use `write_png`.
+
+def resize_frames(frames: torch.Tensor, width: int, height: int, crop: bool = True) -> torch.Tensor:
+    """(t h w c) -> (t height width c); `crop` first cuts the centre to the target aspect instead of stretching.
+
+    Antialiased bilinear, so shrinking a large video averages its pixels rather than skipping them.
     """
+    if crop:
+        top, left, crop_h, crop_w = center_crop_box(frames.shape[1], frames.shape[2], width, height)
+        frames = frames[:, top:top + crop_h, left:left + crop_w]
+    if frames.shape[1:3] == (height, width):
+        return frames.clone()
+    pixels = rearrange(frames, "t h w c -> t c h w")
+    pixels = F.interpolate(pixels, size=(height, width), mode="bilinear", antialias=True, align_corners=False)
+    return rearrange(pixels, "t c h w -> t h w c").clamp_(0, 1)
+
+
+def contact_sheet(frames: torch.Tensor, columns: int = 8, max_frames: int = 32) -> np.ndarray:
+    """Evenly spaced frames (first and last included) in a grid, row by row, as (h, w, 3) uint8 RGB."""
     frames = check_frames(frames)
     if columns < 1 or max_frames < 1:
         raise VideoError(f"contact_sheet needs columns >= 1 and max_frames >= 1 (got {columns}, {max_frames}).")
@@ -56,9 +80,11 @@ def contact_sheet(frames: torch.Tensor, columns: int = 8, max_frames: int = 32) 
 def write_png(image: np.ndarray, path: str | os.PathLike) -> None:
     """Writes an (h, w, 3) uint8 RGB image, such as a contact sheet, as PNG, atomically, into an existing folder."""
     def write(tmp: pathlib.Path) -> None:
-        ok, data = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-        if not ok:
-            raise VideoWriteError(f"OpenCV could not encode {pathlib.Path(path).name} as PNG.")
-        tmp.write_bytes(data.tobytes())
+        data = io.BytesIO()  # encoded before the file is opened: a failing encoder leaves nothing to clean
+        try:
+            Image.fromarray(np.ascontiguousarray(image)).save(data, format="PNG")
+        except (OSError, ValueError, TypeError) as e:
+            raise VideoWriteError(f"Could not encode {pathlib.Path(path).name} as PNG: {e}.") from e
+        tmp.write_bytes(data.getvalue())
 
     atomic_file.write_file(path, write, error=VideoWriteError, make_folder=False)

@@ -19,12 +19,11 @@ from typing import Iterator, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from einops import rearrange
 
 from ..constraints import check_frame_count, check_training_size
 from ..errors import ExVideoError
-from ..video_io import VIDEO_EXTENSIONS, VideoReadError, center_crop_box, read_video
+from ..frames import resize_frames
+from ..video_io import VIDEO_EXTENSIONS, VideoReadError, read_video
 
 # Every 8th threshold of the motion-score -> bucket table in DiffSynth's ExVideo
 # training example (MotionBucketManager); interpolating linearly between them
@@ -61,13 +60,7 @@ def motion_bucket(score: float) -> int:
 
 def resize_center_crop(frames: torch.Tensor, width: int, height: int) -> torch.Tensor:
     """(t h w c) -> (t height width c): crop the centre to the target aspect, then resize (antialiased)."""
-    top, left, crop_h, crop_w = center_crop_box(frames.shape[1], frames.shape[2], width, height)
-    frames = frames[:, top:top + crop_h, left:left + crop_w]
-    if (crop_h, crop_w) == (height, width):
-        return frames.clone()
-    pixels = rearrange(frames, "t h w c -> t c h w")
-    pixels = F.interpolate(pixels, size=(height, width), mode="bilinear", antialias=True, align_corners=False)
-    return rearrange(pixels, "t c h w -> t h w c").clamp_(0, 1)
+    return resize_frames(frames, width, height, crop=True)
 
 
 class VideoClipDataset:

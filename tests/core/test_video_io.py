@@ -1,4 +1,4 @@
-"""Video files in and out: exvideo_core.video_io (MP4 writing, reading any video's frames).
+"""Video files in and out: exvideo_core.video_io (MP4 writing, reading any video's frames and audio).
 
 Clips are tiny (a few frames of at most 64x96) so the suite stays fast on a shared CPU.
 """
@@ -7,8 +7,10 @@ import errno
 import os
 import pathlib
 
+import json
+from fractions import Fraction
+
 import av
-import cv2
 import numpy as np
 import pytest
 import torch
@@ -166,7 +168,7 @@ def test_writer_failing_midway_leaves_no_file_and_keeps_the_old_one(tmp_path, mo
         return FailingContainer(container, fail_after=2, silent=silent) if mode == "w" else container
 
     monkeypatch.setattr(video_io.av, "open", failing_open)
-    message = "2 of 6 frames" if silent else r"clip\.mp4: H\.264 encoding failed: .*No space left on device"
+    message = "2 of 6 frames" if silent else r"clip\.mp4: libx264 encoding failed: .*No space left on device"
     with pytest.raises(VideoWriteError, match=message):
         video_io.write_mp4(gray_levels(6), target, 8)
 
@@ -185,7 +187,7 @@ def test_interrupt_from_progress_leaves_no_file(tmp_path):
 
 def test_missing_h264_encoder_is_reported(tmp_path, monkeypatch):
     monkeypatch.setattr(video_io.av, "codecs_available", av.codecs_available - {"libx264"})
-    with pytest.raises(VideoWriteError, match=r"clip\.mp4: this PyAV build has no H\.264 encoder \(libx264\)"):
+    with pytest.raises(VideoWriteError, match=r"clip\.mp4: this PyAV build has no libx264 encoder"):
         video_io.write_mp4(gray_levels(2), tmp_path / "clip.mp4", 8)
     assert listing(tmp_path) == []
 
@@ -260,21 +262,24 @@ def write_gif(path, frames):
     images[0].save(path, save_all=True, append_images=images[1:], duration=100, loop=0)
 
 
-def write_with_opencv(fourcc):
+def write_with_pyav(codec, pix_fmt):
     def write(path, frames):
-        writer = cv2.VideoWriter(str(path), cv2.CAP_FFMPEG, cv2.VideoWriter_fourcc(*fourcc), 10, (16, 16))
-        assert writer.isOpened()
-        for frame in frames:
-            writer.write(cv2.cvtColor(rgb_uint8(frame), cv2.COLOR_RGB2BGR))
-        writer.release()
+        with av.open(str(path), mode="w") as container:
+            stream = container.add_stream(codec, rate=10)
+            stream.width, stream.height, stream.pix_fmt = 16, 16, pix_fmt
+            container.start_encoding()  # the header, even with no frames
+            for frame in frames:
+                picture = av.VideoFrame.from_ndarray(rgb_uint8(frame), format="rgb24").reformat(format=pix_fmt)
+                container.mux(stream.encode(picture))
+            container.mux(stream.encode(None))
     return write
 
 
 @pytest.mark.parametrize("name, write", [
     ("clip.gif", write_gif),
-    ("clip.webm", write_with_opencv("VP90")),
-    ("clip.avi", write_with_opencv("MJPG")),
-    ("clip.mov", write_with_opencv("mp4v")),
+    ("clip.webm", write_with_pyav("libvpx-vp9", "yuv420p")),
+    ("clip.avi", write_with_pyav("mjpeg", "yuvj420p")),
+    ("clip.mov", write_with_pyav("mpeg4", "yuv420p")),
 ])
 def test_reads_other_containers(tmp_path, name, write):
     write(tmp_path / name, gray_levels(5))
@@ -310,8 +315,7 @@ def test_file_cut_before_its_frames(tmp_path, ten_frames):
 
 def test_file_without_frames(tmp_path):
     # An AVI closed before any frame opens fine and reports zero frames.
-    writer = cv2.VideoWriter(str(tmp_path / "zero.avi"), cv2.CAP_FFMPEG, cv2.VideoWriter_fourcc(*"MJPG"), 10, (16, 16))
-    writer.release()
+    write_with_pyav("mjpeg", "yuvj420p")(tmp_path / "zero.avi", [])
     with pytest.raises(VideoReadError, match="zero.avi holds no decodable frames"):
         video_io.read_video(tmp_path / "zero.avi")
 
@@ -336,3 +340,134 @@ def test_saved_files_get_the_usual_permissions(tmp_path):
     finally:
         os.umask(previous)
     assert path.stat().st_mode & 0o777 == 0o644
+
+
+# ---------------------------------------------------------------- codecs, audio, metadata
+
+def tone(seconds: float, rate: int = 16000, channels: int = 2) -> dict:
+    """ComfyUI AUDIO: a 440 Hz sine, the right channel at half the left's amplitude."""
+    t = torch.arange(round(seconds * rate)) / rate
+    wave = torch.sin(2 * torch.pi * 440 * t)
+    return {"waveform": torch.stack([wave * 0.5 ** c for c in range(channels)])[None], "sample_rate": rate}
+
+
+def test_lossless_codec_gives_the_exact_frames_back(tmp_path):
+    frames = torch.from_numpy(np.stack([rgb_uint8(f) for f in moving_pattern(5, 33, 47)])).float() / 255
+    assert video_io.write_mp4(frames, tmp_path / "exact.mp4", 10, codec="h264_lossless") == "h264"
+    decoded, fps = video_io.read_video(tmp_path / "exact.mp4")
+    assert decoded.shape == frames.shape and fps == 10.0  # odd sizes kept: RGB needs no even padding
+    assert torch.equal(decoded, frames)
+    # The default codec at the same settings is not exact: the option is what makes the difference.
+    video_io.write_mp4(frames, tmp_path / "lossy.mp4", 10, crf=0)
+    assert not torch.equal(video_io.read_video(tmp_path / "lossy.mp4")[0][:, :33, :47], frames)
+
+
+def test_unknown_codec_is_refused(tmp_path):
+    with pytest.raises(VideoError, match="codec must be one of h264, h264_lossless"):
+        video_io.write_mp4(gray_levels(2), tmp_path / "a.mp4", 8, codec="vp9")
+    assert listing(tmp_path) == []
+
+
+def test_audio_round_trip(tmp_path):
+    audio = tone(1.5)  # longer than the 1 s of video: cut as ComfyUI's SaveVideo cuts it
+    video_io.write_mp4(gray_levels(10), tmp_path / "sound.mp4", 10, audio=audio)
+    with av.open(str(tmp_path / "sound.mp4")) as container:
+        (stream,) = container.streams.audio
+        assert stream.codec_context.name == "aac" and stream.channels == 2 and stream.rate == 16000
+
+    back = video_io.read_audio(tmp_path / "sound.mp4")
+    assert back["sample_rate"] == 16000 and back["waveform"].shape[:2] == (1, 2)
+    assert back["waveform"].shape[2] == pytest.approx(16000, abs=1024)  # 1 s, to an AAC frame
+    # Same tone, same loudness per channel (AAC keeps a sine within a few percent).
+    rms = back["waveform"][0, :, 2000:14000].pow(2).mean(dim=1).sqrt()
+    assert rms.tolist() == pytest.approx([0.5 ** 0.5, 0.5 ** 1.5], rel=0.05)
+    spectrum = torch.fft.rfft(back["waveform"][0, 0, 2000:14000]).abs()
+    assert spectrum.argmax().item() * 16000 / 12000 == pytest.approx(440, abs=2)
+
+    part = video_io.read_audio(tmp_path / "sound.mp4", start=0.25, duration=0.5)
+    assert part["waveform"].shape == (1, 2, 8000)
+    assert video_io.read_audio(_silent(tmp_path)) is None
+
+
+def _silent(tmp_path):
+    video_io.write_mp4(gray_levels(2), tmp_path / "silent.mp4", 8)
+    return tmp_path / "silent.mp4"
+
+
+@pytest.mark.parametrize("audio, message", [
+    ({"waveform": torch.zeros(2, 3)}, "waveform of shape"),
+    ({"waveform": torch.zeros(2, 1, 30), "sample_rate": 8000}, "batch of 2"),
+    ({"waveform": torch.zeros(1, 1, 30), "sample_rate": 0}, "sample_rate"),
+    ("loud", "waveform of shape"),
+])
+def test_bad_audio_is_refused(tmp_path, audio, message):
+    with pytest.raises(VideoError, match=message):
+        video_io.write_mp4(gray_levels(2), tmp_path / "a.mp4", 8, audio=audio)
+    assert listing(tmp_path) == []
+
+
+def test_prompt_and_workflow_are_embedded_as_comfyui_does(tmp_path):
+    prompt = {"1": {"class_type": "ExVideoSaveMP4", "inputs": {"fps": 8.0}}}
+    workflow = {"nodes": [{"id": 1, "type": "ExVideoSaveMP4"}], "links": [], "version": 0.4}
+    tags = video_io.metadata_tags(prompt, {"workflow": workflow})
+    video_io.write_mp4(gray_levels(2), tmp_path / "meta.mp4", 8, metadata=tags)
+
+    with av.open(str(tmp_path / "meta.mp4")) as container:
+        assert json.loads(container.metadata["prompt"]) == prompt
+        assert json.loads(container.metadata["workflow"]) == workflow
+    assert video_io.read_metadata(tmp_path / "meta.mp4").keys() >= {"prompt", "workflow"}
+    # The frontend finds them in moov/udta/meta, which +faststart puts before the frames.
+    data = (tmp_path / "meta.mp4").read_bytes()
+    atoms = top_level_atoms(tmp_path / "meta.mp4")
+    assert data.index(b"udta") < atoms[b"mdat"][0] and data.index(b"ilst") < atoms[b"mdat"][0]
+
+
+def test_same_metadata_as_native_save_video(tmp_path):
+    from comfy_api.latest import InputImpl, Types
+
+    prompt, extra = {"3": {"class_type": "X", "inputs": {}}}, {"workflow": {"nodes": []}}
+    native = {"prompt": prompt, **extra}  # what SaveVideo.execute passes to save_to
+    InputImpl.VideoFromComponents(Types.VideoComponents(images=gray_levels(2), frame_rate=Fraction(8))).save_to(
+        str(tmp_path / "native.mp4"), metadata=native)
+    video_io.write_mp4(gray_levels(2), tmp_path / "ours.mp4", 8, metadata=video_io.metadata_tags(prompt, extra))
+    assert video_io.read_metadata(tmp_path / "ours.mp4") == video_io.read_metadata(tmp_path / "native.mp4")
+
+
+# ---------------------------------------------------------------- VideoHelperSuite's frame selection
+
+@pytest.mark.parametrize("force_rate, skip, nth, cap, expected, fps", [
+    (10, 0, 1, 0, [0, 2, 4, 6, 8], 10.0),  # half the file's 20 fps: every other frame
+    (40, 0, 1, 6, [0, 0, 1, 1, 2, 2], 40.0),  # double: each frame twice
+    (10, 1, 2, 0, [2, 6], 10.0),  # skip and nth count resampled frames
+    (0, 0, 1, 3, [0, 1, 2], 20.0),
+])
+def test_force_rate_resamples_before_skip_and_nth(ten_frames, force_rate, skip, nth, cap, expected, fps):
+    frames, rate = video_io.read_video(ten_frames, nth, cap, skip, force_rate=force_rate)
+    assert frame_indices(frames) == expected and rate == fps
+
+
+def test_bad_force_rate_is_refused(ten_frames):
+    with pytest.raises(VideoError, match="force_rate >= 0"):
+        video_io.read_video(ten_frames, force_rate=-1)
+
+
+# ---------------------------------------------------------------- ComfyUI's VIDEO
+
+def test_video_frames_of_native_video_objects(tmp_path, ten_frames):
+    from comfy_api.latest import InputImpl, Types
+
+    frames, fps, audio = video_io.video_frames(InputImpl.VideoFromFile(str(ten_frames)))
+    assert frame_indices(frames) == list(range(10)) and fps == 20.0 and audio is None
+
+    built = InputImpl.VideoFromComponents(Types.VideoComponents(images=gray_levels(3), frame_rate=Fraction(12),
+                                                                audio=tone(0.25)))
+    frames, fps, audio = video_io.video_frames(built)
+    assert frame_indices(frames) == [0, 1, 2] and fps == 12.0 and audio["sample_rate"] == 16000
+
+    images = gray_levels(2)
+    assert video_io.video_frames(images) == (images, 0.0, None)
+    with pytest.raises(VideoError, match="images must be an IMAGE batch or a VIDEO, got str"):
+        video_io.video_frames("clip.mp4", "images")
+    (tmp_path / "bad.mp4").write_bytes(b"junk" * 100)
+    with pytest.raises(VideoReadError, match="The images VIDEO could not be decoded"):
+        video_io.video_frames(InputImpl.VideoFromFile(str(tmp_path / "bad.mp4")), "images")
