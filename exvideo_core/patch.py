@@ -11,7 +11,8 @@ MODEL the user passed in is never changed:
   by the patcher too, so two clones with different extensions coexist;
 - the table length goes on the clone as the attachment ATTACHMENT, and an
   outer-sample wrapper refuses a longer video before anything is loaded or
-  sampled, for our nodes and for native samplers alike.
+  sampled, for our nodes and for native samplers alike (with ComfyUI's
+  context windows, a longer window: each window uses rows 0..length-1).
 
 Training installs its own fp32 tables and convs through the same seam
 (`modules=`) and trains the temporal tensors through weight wrappers, so it
@@ -34,6 +35,7 @@ from comfy.ldm.modules.attention import SpatialVideoTransformer
 
 from . import layout
 from .constraints import MIN_FRAMES
+from .context_windows import check_window_length, for_svd_frames
 from .errors import FrameCountError, IncompatibleModelError
 from .layout import TEMPORAL_BLOCKS, TemporalBlock
 from .position import initial_table
@@ -123,7 +125,7 @@ def apply_exvideo(model: comfy.model_patcher.ModelPatcher, weights: ExVideoWeigh
     # Lets ComfyUI's memory planning count the new tensors (about 0.8 GB at SVD size in fp16).
     patched.size = model.model_size() + extra_bytes
     patched.set_attachments(ATTACHMENT, ExVideoPatch(num_frames=weights.num_frames))
-    patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, ATTACHMENT, _refuse_too_long)
+    patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, ATTACHMENT, _before_sampling)
     return patched
 
 
@@ -144,17 +146,29 @@ def table_length(model: comfy.model_patcher.ModelPatcher) -> int | None:
     return patch.num_frames if patch is not None else None
 
 
-def check_video_length(model: comfy.model_patcher.ModelPatcher, frames: int) -> None:
-    """Raise FrameCountError if a `frames`-frame video is longer than the MODEL's position table."""
+def check_video_length(model: comfy.model_patcher.ModelPatcher, frames: int, model_options: dict | None = None) -> None:
+    """Raise FrameCountError if one model call on a `frames`-frame video would need more rows than the table has.
+
+    Without context windows a model call sees the whole video. With ComfyUI's
+    own (Context Windows (Manual), in `model_options`, by default the
+    MODEL's) it sees one window, a video of its own: then the window must fit.
+    """
     rows = table_length(model)
-    if rows is not None and frames > rows:
+    if rows is None or frames <= rows:
+        return
+    handler = (model.model_options if model_options is None else model_options).get("context_handler")
+    if handler is None:
         raise frame_count_error(frames, rows)
+    check_window_length(handler, frames, rows)
 
 
-def _refuse_too_long(executor, noise, latent_image, *args, **kwargs):
-    # Runs before ComfyUI loads the model or takes a step; an SVD latent batch is one video's frames.
+def _before_sampling(executor, noise, latent_image, *args, **kwargs):
+    # Runs before ComfyUI loads the model or takes a step, on this sampling's
+    # own copy of the model options; an SVD latent batch is one video's frames.
+    guider = executor.class_obj
     if not latent_image.is_nested:
-        check_video_length(executor.class_obj.model_patcher, latent_image.shape[0])
+        check_video_length(guider.model_patcher, latent_image.shape[0], guider.model_options)
+    for_svd_frames(guider.model_options)
     return executor(noise, latent_image, *args, **kwargs)
 
 
