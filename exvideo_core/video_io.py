@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from . import atomic_file
+from .constraints import VAE_DOWNSCALE
 from .errors import VideoError, VideoReadError, VideoWriteError
 from .frames import check_frames, resize_frames, rgb_uint8
 
@@ -87,7 +88,7 @@ def _audio_layout(channels: int) -> str:
 
 # ---------------------------------------------------------------- writing
 
-def _frame_rate(fps) -> Fraction:
+def frame_rate(fps) -> Fraction:
     """fps as the fraction the stream's time base is made of."""
     if isinstance(fps, (int, float, Fraction)) and not isinstance(fps, bool) and math.isfinite(fps) and fps > 0:
         rate = Fraction(fps).limit_denominator(_MAX_FPS_DENOMINATOR)
@@ -199,7 +200,7 @@ def write_mp4(frames: torch.Tensor, path: str | os.PathLike, fps: float,
     (such as ComfyUI's interrupt) aborts the write and leaves no file behind.
     """
     frames = check_frames(frames)
-    rate = _frame_rate(fps)
+    rate = frame_rate(fps)
     if codec not in CODECS:
         raise VideoError(f"codec must be one of {', '.join(CODECS)}, got {codec!r}.")
     spec = CODECS[codec]
@@ -332,6 +333,8 @@ def _stack(frames: Iterator[av.VideoFrame], capacity: int, size: tuple[int, int]
     for frame in frames:
         if frame is not previous:  # a frame repeated by force_rate is converted once
             rgb = torch.from_numpy(frame.to_ndarray(format="rgb24")).float().div_(255)
+            if size is not None and 0 in size:
+                size = target_size(rgb.shape[1], rgb.shape[0], size)
             if size is not None and (rgb.shape[1], rgb.shape[0]) != tuple(size):
                 rgb = resize_frames(rgb[None], *size, crop=crop)[0]
             previous, previous_rgb = frame, rgb
@@ -346,8 +349,22 @@ def _stack(frames: Iterator[av.VideoFrame], capacity: int, size: tuple[int, int]
 
 
 def _check_size(size) -> None:
-    if size is not None and (len(size) != 2 or min(size) < 1):
-        raise VideoError(f"size must be (width, height) with both >= 1, got {size!r}.")
+    if size is not None and (len(size) != 2 or min(size) < 0 or max(size) < 1):
+        raise VideoError(f"size must be (width, height), both >= 0 and not both 0, got {size!r}.")
+
+
+def target_size(width: int, height: int, size: tuple[int, int]) -> tuple[int, int]:
+    """`size` for a width x height video, a 0 in it taken from the video's aspect ratio, rounded to a
+    multiple of the VAE's 8 pixels (as VideoHelperSuite rounds it)."""
+    def derived(value: float) -> int:
+        return max(VAE_DOWNSCALE, round(value / VAE_DOWNSCALE) * VAE_DOWNSCALE)
+
+    new_w, new_h = size
+    if not new_h:
+        return new_w, derived(height * new_w / width)
+    if not new_w:
+        return derived(width * new_h / height), new_h
+    return new_w, new_h
 
 
 def _file_fps(stream) -> float:
@@ -364,7 +381,7 @@ def read_video(path: str | os.PathLike, frame_stride: int = 1, max_frames: int =
     Keeps frames skip_first, skip_first + frame_stride, ... up to max_frames of them (0: all), counted
     after resampling to `force_rate` frames per second (0: the file's rate; see FrameSelection).
     `size=(width, height)` resizes every kept frame as it is decoded, so only the small frames
-    are ever held; `crop` first cuts the centre to that aspect ratio instead of stretching. The fps
+    are ever held (a 0 in it keeps the aspect ratio: `target_size`); `crop` first cuts the centre to that aspect ratio instead of stretching. The fps
     returned is the file's own (or force_rate), not divided by the stride; 0.0 when the container does not say.
     """
     selection = FrameSelection(force_rate, skip_first, frame_stride, max_frames)

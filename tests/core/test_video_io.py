@@ -471,3 +471,11 @@ def test_video_frames_of_native_video_objects(tmp_path, ten_frames):
     (tmp_path / "bad.mp4").write_bytes(b"junk" * 100)
     with pytest.raises(VideoReadError, match="The images VIDEO could not be decoded"):
         video_io.video_frames(InputImpl.VideoFromFile(str(tmp_path / "bad.mp4")), "images")
+
+
+@pytest.mark.parametrize("size, expected", [((32, 0), (32, 16)), ((0, 8), (16, 8)), ((20, 0), (20, 8)),
+                                            ((16, 16), (16, 16))])
+def test_a_zero_size_follows_the_aspect_ratio_in_multiples_of_8(tmp_path, size, expected):
+    video_io.write_mp4(moving_pattern(2, 32, 64), tmp_path / "wide.mp4", 10)
+    assert video_io.target_size(64, 32, size) == expected
+    assert video_io.read_video(tmp_path / "wide.mp4", size=size, crop=True)[0].shape == (2, expected[1], expected[0], 3)
