@@ -326,7 +326,7 @@ def test_skipping_everything(ten_frames):
 
 
 @pytest.mark.parametrize("kwargs", [dict(frame_stride=0), dict(max_frames=-1), dict(skip_first=-1),
-                                    dict(size=(0, 8)), dict(size=(8,))])
+                                    dict(size=(0, 0)), dict(size=(-8, 8)), dict(size=(8,))])
 def test_read_rejects_bad_arguments(ten_frames, kwargs):
     with pytest.raises(VideoError):
         video_io.read_video(ten_frames, **kwargs)
