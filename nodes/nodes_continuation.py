@@ -5,8 +5,10 @@ from comfy_api.latest import io
 
 from exvideo_core.continuation import continue_video, join_clips
 from exvideo_core.sampling import SamplingSettings
+from exvideo_core.video_io import video_frames
 
 from .sampling_inputs import svd_sampling_inputs
+from .video_inputs import frames_or_video
 
 
 class ExVideoContinue(io.ComfyNode):
@@ -36,9 +38,9 @@ class ExVideoContinue(io.ComfyNode):
                 *svd_sampling_inputs(seed=2, seed_tooltip="Seed of the initial noise and of the augmentation noise. "
                                                           "With the previous clip's seed, frame count and size the "
                                                           "new clip starts from the same noise."),
-                io.Image.Input("previous_images", optional=True,
-                               tooltip="The decoded video so far; its last image conditions the new clip. When not "
-                                       "connected, the last frame is decoded here from the previous latent."),
+                frames_or_video("previous_images", optional=True,
+                                tooltip="The decoded video so far; its last image conditions the new clip. When "
+                                        "not connected, the last frame is decoded here from the previous latent."),
             ],
             outputs=[
                 io.Latent.Output("video", display_name="video",
@@ -52,6 +54,8 @@ class ExVideoContinue(io.ComfyNode):
     def execute(cls, model, clip_vision, vae, previous, frames, overlap_frames, previous_images=None,
                 **sampling) -> io.NodeOutput:
         settings = SamplingSettings(**sampling)
+        if previous_images is not None:
+            previous_images, _, _ = video_frames(previous_images, "previous_images")
         clip = continue_video(model, clip_vision, vae, previous, frames, overlap_frames, settings,
                               previous_images=previous_images,
                               callback=latent_preview.prepare_callback(model, settings.steps))

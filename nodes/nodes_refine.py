@@ -5,8 +5,10 @@ from comfy_api.latest import io
 
 from exvideo_core.refine import refine_video
 from exvideo_core.sampling import SamplingSettings
+from exvideo_core.video_io import video_frames
 
 from .sampling_inputs import svd_sampling_inputs
+from .video_inputs import frames_or_video
 
 
 class ExVideoRefine(io.ComfyNode):
@@ -23,8 +25,8 @@ class ExVideoRefine(io.ComfyNode):
                 io.Model.Input("model", tooltip="SVD patched with ExVideo (Apply ExVideo or Load SVD + ExVideo)."),
                 io.ClipVision.Input("clip_vision", tooltip="SVD's image encoder."),
                 io.Vae.Input("vae", tooltip="SVD's VAE, to encode the frames and the conditioning image."),
-                io.Image.Input("images", tooltip="The video to refine, e.g. the decoded first pass; at most as many "
-                                                 "frames as the extension's table (128 for ExVideo-SVD-128f)."),
+                frames_or_video("images", tooltip="The video to refine, e.g. the decoded first pass; at most as "
+                                                  "many frames as the extension's table (128 for ExVideo-SVD-128f)."),
                 io.Int.Input("width", default=1024, min=16, max=8192, step=8,
                              tooltip="Output width in pixels; frames are resized (bicubic) and centre-cropped."),
                 io.Int.Input("height", default=1024, min=16, max=8192, step=8,
@@ -50,8 +52,9 @@ class ExVideoRefine(io.ComfyNode):
     def execute(cls, model, clip_vision, vae, images, width, height, denoise, diffsynth_latent_scale, image=None,
                 **sampling) -> io.NodeOutput:
         settings = SamplingSettings(**sampling)
+        frames, _, _ = video_frames(images, "images")
         return io.NodeOutput(refine_video(
-            model, clip_vision, vae, images, settings, width=width, height=height, denoise=denoise,
+            model, clip_vision, vae, frames, settings, width=width, height=height, denoise=denoise,
             diffsynth_latent_scale=diffsynth_latent_scale, image=image,
             callback=latent_preview.prepare_callback(model, settings.steps)))
 

@@ -19,9 +19,11 @@ from exvideo_core.paths import resolve_inside
 from exvideo_core.train.lora import LORA_DTYPES, check_lora, merge_lora, save_lora
 from exvideo_core.train.session import SessionStart, TrainingSession
 from exvideo_core.train.state import state_file
+from exvideo_core.video_io import video_frames
 
 from .output_paths import output_file
 from .types import ExVideo
+from .video_inputs import frames_or_video
 
 TrainingClips = io.Custom("EXVIDEO_CLIPS")
 LossHistory = io.Custom("EXVIDEO_LOSS")
@@ -55,8 +57,8 @@ class ExVideoTrainingClips(io.ComfyNode):
                 io.Int.Input("frame_stride", default=1, min=1, max=100, tooltip="Take every n-th frame."),
                 io.Int.Input("motion_bucket_id", default=0, min=0, max=1023,
                              tooltip="0 measures each clip's motion as the reference does; otherwise this bucket."),
-                io.Image.Input("images", optional=True,
-                               tooltip="Frames of one video (an IMAGE batch), used when video_folder is empty."),
+                frames_or_video("images", optional=True,
+                                tooltip="Frames of one video, used when no video_folder is chosen."),
             ],
             outputs=[TrainingClips.Output(display_name="clips")],
         )
@@ -68,7 +70,8 @@ class ExVideoTrainingClips(io.ComfyNode):
             folder = resolve_inside(folder_paths.get_input_directory(), video_folder, error=DatasetError)
             dataset = VideoClipDataset.from_folder(folder, frames, width, height, frame_stride)
         elif images is not None:
-            dataset = VideoClipDataset.from_images(images, frames, width, height, frame_stride)
+            dataset = VideoClipDataset.from_images(video_frames(images, "images")[0], frames, width, height,
+                                                   frame_stride)
         else:
             raise DatasetError("ExVideo Training Clips needs a video_folder or an images input.")
         # An upper bound: videos too short for a clip are skipped while encoding.
