@@ -38,15 +38,16 @@ class ExVideoSaveMP4(io.ComfyNode):
                                         "%date% variables. A counter is appended, nothing is overwritten."),
                 io.Boolean.Input("contact_sheet", default=False,
                                  tooltip="Also write a PNG grid of up to 32 evenly spaced frames beside the video."),
-                io.Combo.Input("codec", options=list(video_io.CODECS), default=video_io.DEFAULT_CODEC,
+                io.Combo.Input("codec", options=list(video_io.CODECS), default=video_io.DEFAULT_CODEC, optional=True,
                                tooltip="; ".join(f"{name}: {c.description}" for name, c in video_io.CODECS.items())),
-                io.Int.Input("crf", default=video_io.DEFAULT_CRF, min=0, max=51,
+                io.Int.Input("crf", default=video_io.DEFAULT_CRF, min=0, max=51, optional=True,
                              tooltip="h264 quality: 0 best (lossless, not browser-playable) to 51 smallest; 19 is "
                                      "close to visually lossless. Ignored by h264_lossless."),
                 io.Audio.Input("audio", optional=True,
                                tooltip="Sound to put in the file (AAC), cut to the video's length; replaces a "
                                        "VIDEO's own audio, which is kept when this is not connected."),
             ],
+            # codec and crf are optional only so that API prompts written before them still validate.
             outputs=[],
             hidden=[io.Hidden.prompt, io.Hidden.extra_pnginfo],
             is_output_node=True,
