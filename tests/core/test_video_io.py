@@ -51,7 +51,7 @@ def test_file_is_browser_playable_h264(tmp_path):
         assert stream.codec_context.pix_fmt == "yuv420p"
         assert (stream.codec_context.width, stream.codec_context.height) == (48, 34)
         assert stream.average_rate == 12 and stream.frames == 6
-        # Tagged as the frames were converted, so browsers and OpenCV agree on the colours.
+        # Tagged as the frames were converted, so browsers and FFmpeg agree on the colours.
         assert (stream.codec_context.colorspace, stream.codec_context.color_range) == (1, 1)  # BT.709, limited
         assert sum(1 for _ in container.decode(stream)) == 6
     # +faststart: the index comes before the frames, so playback can start while the file downloads.
