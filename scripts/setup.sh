@@ -81,7 +81,7 @@ if [[ ! -f "$req_stamp" ]]; then
     grep -vE '^\s*(torch|torchvision|torchaudio)\s*$' "$comfy/requirements.txt" > "$venv/comfyui-requirements.txt"
     "${pip[@]}" -r "$venv/comfyui-requirements.txt" -r "$root/requirements.txt" "transformers<5" \
         2>&1 | grep -v "^WARNING: Location" >&2 || true
-    "$py" -c "import aiohttp, einops, safetensors, cv2, yaml, av" || { log "requirements install failed"; exit 1; }
+    "$py" -c "import aiohttp, einops, safetensors, yaml, av, PIL" || { log "requirements install failed"; exit 1; }
     touch "$req_stamp"
 fi
 
