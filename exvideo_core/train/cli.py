@@ -27,9 +27,13 @@ settings), and at the end of every session `exvideo.safetensors` (plus
 
 Under torchrun each process trains on its own samples (the global batch is
 `grad_accumulation x processes` clips) and the gradients are averaged, so
-all processes hold the same tensors; process 0 alone writes files. Ctrl-C
-(or SIGTERM) stops after the current step and saves the state; a second one
-stops at once, keeping the state of the last finished step.
+all processes hold the same tensors; AdamW's state is sharded between them
+(each holds 1/processes of it, optimizer.py) and gathered on process 0 for
+the state file, which any number of processes resumes; process 0 alone
+writes files. Ctrl-C (or SIGTERM) stops after the current step and saves
+the state; a second one stops at once, keeping the state of the last
+finished step (under torchrun: the last one saved, as gathering the shards
+needs every process at the same step).
 """
 
 from __future__ import annotations

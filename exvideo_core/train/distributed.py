@@ -1,10 +1,12 @@
 """The few collective operations a data-parallel run needs (torchrun + torch.distributed).
 
 Every process trains the same trained tensors on its own samples; after the
-backward passes the gradients are averaged, so the processes take identical
-optimizer steps and stay in sync without wrapping the model in DDP (the
-trained tensors live in ComfyUI patches, not in one module). Outside a
-process group every function is the single-process identity.
+backward passes the gradients are averaged, so every process sees the same
+gradient, without wrapping the model in DDP (the trained tensors live in
+ComfyUI patches, not in one module). AdamW's state is sharded: each process
+updates its share of the tensors and sends the result to the others
+(optimizer.py, torch's ZeroRedundancyOptimizer), so all stay in sync. Outside
+a process group every function is the single-process identity.
 """
 
 from __future__ import annotations

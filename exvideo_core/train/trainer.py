@@ -38,7 +38,7 @@ from ..errors import ExVideoError
 from ..patch import apply_exvideo, check_model, new_exvideo
 from ..temporal_block import MIN_LATENT_SIZE
 from ..weights import ExVideoWeights
-from . import distributed
+from . import distributed, optimizer as optimizers
 from .cache import EncodedClip, fingerprint
 from .config import TrainConfig
 from .dataset import DatasetError
@@ -105,8 +105,8 @@ class Trainer:
             self.parameters = self.trainable.parameters()
             for parameter in self.parameters.values():
                 parameter.requires_grad_(True)
-            self.optimizer = torch.optim.AdamW(list(self.parameters.values()), lr=config.learning_rate,
-                                               weight_decay=config.weight_decay)
+            # Under torchrun each process keeps AdamW's moments for its share of the tensors (optimizer.py).
+            self.optimizer = optimizers.adamw(self.parameters, config)
             self.scaler = torch.amp.GradScaler(self.device.type) if config.autocast == "fp16" else None
             self.ema = EMA(self.parameters, config.ema_decay) if config.ema_decay is not None else None
         self.step = 0
@@ -154,10 +154,11 @@ class Trainer:
                     if state_path is not None and self.config.save_every and self.step % self.config.save_every == 0:
                         self.save_state(state_path)
             except (comfy.model_management.InterruptProcessingException, KeyboardInterrupt):
-                self._save_on_exit(state_path, "interrupted")
+                self._save_on_exit(state_path, "interrupted", all_processes=False)
                 raise
             except TrainingDivergedError:
-                self._save_on_exit(state_path, "stopped")
+                # Loss and gradients are averaged first, so every process diverges at the same step.
+                self._save_on_exit(state_path, "stopped", all_processes=True)
                 raise
         if state_path is not None:
             self.save_state(state_path)
@@ -297,32 +298,27 @@ class Trainer:
     # ------------------------------------------------------------------ state
 
     def save_state(self, path: str | os.PathLike) -> None:
-        """Write the resumable state (only process 0 of a distributed run writes)."""
-        if distributed.rank_and_world()[0] != 0:
-            return
-        named = {id(p): name for name, p in self.parameters.items()}
-        optimizer = {named[id(p)]: dict(fields) for p, fields in self.optimizer.state.items()}
-        weights = self.trainable.weights()
-        save_state(TrainState(
-            config=self.config, step=self.step, losses=list(self.losses),
-            weights=dataclasses.replace(weights, metadata=dict(self.trainable.start.metadata)),
-            lora=self.lora_state_dict() if isinstance(self.trainable, TemporalLoRA) else None,
-            optimizer=optimizer, ema=None if self.ema is None else self.ema.values,
-            scaler=None if self.scaler is None else self.scaler.state_dict(), data=self._data), path)
+        """Write the resumable state. In a distributed run every process must call it at the same step (the
+        optimizer's shards are gathered on process 0, which alone writes); it returns once the file is written."""
+        optimizer = optimizers.full_state(self.optimizer, self.parameters)
+        if distributed.rank_and_world()[0] == 0:
+            weights = self.trainable.weights()
+            save_state(TrainState(
+                config=self.config, step=self.step, losses=list(self.losses),
+                weights=dataclasses.replace(weights, metadata=dict(self.trainable.start.metadata)),
+                lora=self.lora_state_dict() if isinstance(self.trainable, TemporalLoRA) else None,
+                optimizer=optimizer, ema=None if self.ema is None else self.ema.values,
+                scaler=None if self.scaler is None else self.scaler.state_dict(), data=self._data), path)
+        distributed.barrier()  # so any process may read the file next
 
     def _restore(self, state: TrainState) -> None:
         if state.data != self._data:
             logging.warning("ExVideo training: resuming on other clips than the run was saved with; the run "
                             "continues but will not repeat what an uninterrupted run would have done")
-        order = list(self.parameters)
-        unknown = state.optimizer.keys() - set(order)
+        unknown = state.optimizer.keys() - set(self.parameters)
         if unknown:
             raise ExVideoError(f"the saved optimizer state names tensors this run does not train: {sorted(unknown)[:3]}")
-        self.optimizer.load_state_dict({
-            "state": {order.index(name): fields for name, fields in state.optimizer.items()},
-            "param_groups": [{**group, "params": list(range(len(order)))}
-                             for group in self.optimizer.state_dict()["param_groups"]],
-        })
+        optimizers.load_full_state(self.optimizer, self.parameters, state.optimizer)
         if self.ema is not None:
             if state.ema is None:
                 logging.warning("ExVideo training: the saved run kept no EMA; it starts from the current tensors")
@@ -332,13 +328,20 @@ class Trainer:
             self.scaler.load_state_dict(state.scaler)
         self.step, self.losses = state.step, list(state.losses)
 
-    def _save_on_exit(self, state_path: str | os.PathLike | None, how: str) -> None:
+    def _save_on_exit(self, state_path: str | os.PathLike | None, how: str, all_processes: bool) -> None:
+        """`all_processes`: whether every process of a distributed run gets here at the same step."""
         if state_path is None:
             return
         if self._updating:
             # Stopped halfway through an update: the tensors are neither the old step's nor the new one's.
             logging.warning("ExVideo training %s during a weight update; %s keeps the last state saved before",
                             how, state_path)
+            return
+        if optimizers.sharded(self.optimizer) and not all_processes:
+            # Gathering the shards is a collective; a process interrupted on its own would wait for the others
+            # forever. (The first SIGINT/SIGTERM stops every process at the same step and saves normally.)
+            logging.warning("ExVideo training %s in one of %d processes; %s keeps the last state saved before",
+                            how, distributed.rank_and_world()[1], state_path)
             return
         self.save_state(state_path)
         logging.info("ExVideo training %s at step %d; resume from %s", how, self.step, state_path)
