@@ -34,6 +34,15 @@ compare; "-grads" is the step less the trained tensors' fp32 gradients
 resident + step. On CUDA: torch.cuda allocator
 statistics; on CPU: RSS and its high-water mark (VmHWM, reset before each
 step; Linux with glibc).
+
+Per-rank memory: under torchrun the trainer shards AdamW's state over the
+processes (torch's ZeroRedundancyOptimizer, exvideo_core/train/optimizer.py).
+`--ranks 1 2` (the default) measures the moments each process holds for this
+benchmark's trained set: the trainer's own `optimizer.adamw` in 1 and in 2
+real gloo processes, each taking a local AdamW step over the trained tensors'
+shapes on the meta device (so no process allocates them; a full 2-process
+step of the full-size UNet does not fit a CPU machine's memory). The smaller
+runs in tests/train/test_distributed.py measure the same on real tensors.
 """
 
 from __future__ import annotations
@@ -191,6 +200,28 @@ def run_diffsynth(args, meter: StepMeter, device: torch.device) -> int:
     return sum(p.numel() for p in trained)
 
 
+def optimizer_shard(args) -> dict:
+    """The AdamW moments this process holds for the benchmark's trained set (its share, under several ranks)."""
+    from exvideo_core.layout import DIFFSYNTH_TO_COMFY
+    from exvideo_core.train import TrainConfig, distributed
+    from exvideo_core.train.optimizer import adamw, local_moments, sharded
+    from exvideo_harness.exvideo_files import FULL, exvideo_shapes
+
+    # The trainer's full-mode tensors, by the same names and so in the same order (ZeRO's partition depends on it).
+    shapes = {DIFFSYNTH_TO_COMFY[key]: shape for key, shape in exvideo_shapes(args.table, **FULL).items()}
+    parameters = {name: torch.nn.Parameter(torch.empty(shape, device="meta")) for name, shape in sorted(shapes.items())}
+    with distributed.process_group(torch.device("cpu")):
+        rank, world = distributed.rank_and_world()
+        optimizer = adamw(parameters, TrainConfig())
+        for parameter in parameters.values():
+            parameter.grad = torch.zeros_like(parameter)
+        # The local step creates this process's moments; ZeRO's broadcast of the updated tensors that follows
+        # in optimizer.step() has nothing to send from the meta device.
+        (optimizer.optim if sharded(optimizer) else optimizer).step()
+        return {"rank": rank, "world": world, "values": sum(p.numel() for p in parameters.values()),
+                **local_moments(optimizer)}
+
+
 def measure(config: str, args) -> dict:
     """One configuration, in this process."""
     import comfy.model_management
@@ -218,6 +249,25 @@ def _goal(ratio: float, limit: float) -> str:
     return f"{ratio:.2f} (goal <= {limit}: {'met' if ratio <= limit else 'NOT met'})"
 
 
+def _print_shards(shards: dict[int, list[dict]], ours: dict | None) -> None:
+    """The per-rank memory rows: AdamW's moments per process for each process count."""
+    values = next(iter(shards.values()))[0]["values"]
+    whole = 2 * 4 * values  # exp_avg and exp_avg_sq in fp32
+    print(f"\nPer-rank memory: AdamW moments (exp_avg, exp_avg_sq) each process holds for the {values / 1e6:.0f}M "
+          f"trained values, the trainer's optimizer (torch ZeroRedundancyOptimizer over more than one process) "
+          f"in real gloo processes, over the tensors' shapes on the meta device")
+    print(f"{'processes':>9} {'per rank (GiB)':>24} {'largest / 1 process':>20}")
+    for world, ranks in shards.items():
+        per_rank = [r["bytes"] for r in sorted(ranks, key=lambda r: r["rank"])]
+        assert sum(per_rank) == whole, (per_rank, whole)  # every moment held exactly once
+        ideal = 1 / world
+        print(f"{world:>9} {' / '.join(_gib(b).strip() for b in per_rank):>24} "
+              f"{max(per_rank) / whole:>13.3f} (ideal {ideal:.3f})")
+        if ours and world > 1:
+            print(f"{'':>9} ours, full, resident per rank: {_gib(ours['resident'] - whole + max(per_rank)).strip()} "
+                  f"GiB (the 1-process resident above less the moments the other ranks hold)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--frames", type=int, default=8, help="T, frames of the clip (default 8)")
@@ -226,16 +276,19 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=2, help="timed steps after the warm-up step (default 2)")
     parser.add_argument("--autocast", default=None, choices=["bf16", "fp16"],
                         help="mixed precision on both sides (default: none, fp32)")
-    parser.add_argument("--configs", nargs="+", default=["diffsynth", "ours", "ours-nockpt"], choices=list(CONFIGS),
-                        help="what to measure (default: all but ours-lora)")
+    parser.add_argument("--configs", nargs="*", default=["diffsynth", "ours", "ours-nockpt"], choices=list(CONFIGS),
+                        help="what to measure (default: all but ours-lora; none: only the per-rank rows)")
+    parser.add_argument("--ranks", nargs="*", type=int, default=[1, 2],
+                        help="process counts whose per-rank AdamW state to measure (default: 1 2; none: skip)")
     parser.add_argument("--child", choices=list(CONFIGS), help=argparse.SUPPRESS)
+    parser.add_argument("--shard-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.table < args.frames:
         parser.error(f"--table ({args.table}) must cover --frames ({args.frames})")
 
-    if args.child:
+    if args.child or args.shard_child:
         setup_paths()
-        print(json.dumps(measure(args.child, args)))
+        print(json.dumps(measure(args.child, args) if args.child else optimizer_shard(args)))
         return
 
     results, failed = {}, {}
@@ -257,8 +310,18 @@ def main() -> None:
               f"{_gib(r['step_peak'])} GiB ({time.perf_counter() - started:.0f} s in all)", file=sys.stderr,
               flush=True)
 
-    if not results:
+    shards = {}
+    for world in args.ranks:
+        from exvideo_harness.ranks import run_ranks
+
+        shards[world] = run_ranks([sys.executable, __file__, "--shard-child", "--table", str(args.table)], world,
+                                  timeout=1800, cwd=REPO_ROOT)
+    if not results and not shards:
         sys.exit("every configuration failed")
+    if shards:
+        _print_shards(shards, results.get("ours"))
+    if not results:
+        return
     device = torch.device(next(iter(results.values()))["device"])
     print(f"\nOne training step, full-size SVD-XT UNet (random weights), T={args.frames}, latent "
           f"{args.latent}x{args.latent}, N={args.table}, {args.autocast or 'fp32'}, {device}, "
