@@ -49,10 +49,11 @@ def test_each_window_is_sampled_as_a_video_of_its_own(patched):
 def test_a_video_longer_than_the_table_needs_windows_that_fit(patched):
     check_video_length(windowed(patched), 100)
     check_video_length(windowed(patched, context_length=2), 100)
-    with pytest.raises(FrameCountError, match=r"100 latent frames but .* covers only 4"):
+    with pytest.raises(FrameCountError, match=rf"100 latent frames but .* covers only {TABLE}\."):
         check_video_length(patched, 100)
-    with pytest.raises(FrameCountError, match=r"5 latent frames long \(context_length\) .* only 4.* at most 4"):
-        check_video_length(windowed(patched, context_length=5), 100)
+    with pytest.raises(FrameCountError, match=rf"{TABLE + 1} latent frames long \(context_length\) .* only {TABLE}: "
+                                              rf".* at most {TABLE}\."):
+        check_video_length(windowed(patched, context_length=TABLE + 1), 100)
     with pytest.raises(FrameCountError, match="dim 2, which is not SVD's frame axis"):
         check_video_length(windowed(patched, dim=2), 100)
 
