@@ -131,11 +131,39 @@ REQUIRES = ("Apply on top of the ExVideo extension saved from the same post-tuni
             "together with this LoRA, so with any other extension it does not reproduce the trained model.")
 
 
+FULL_MODE_HAS_NO_LORA = ("this LoRA is empty: ExVideo Post-Tune trained in full mode, where every trained tensor is "
+                         "in its exvideo output. Save that with Save ExVideo Extension (or apply it with Apply "
+                         "ExVideo (weights)), or train with mode 'lora' to get a LoRA.")
+
+
+class NoLoRAError(ExVideoError, ValueError):
+    """A full-mode run's lora output was used as a LoRA."""
+
+
+class NoLoRA(dict):
+    """The lora output of a full-mode run: empty, and reading its tensors fails, saying why.
+
+    A plain {} would pass for a LoRA: native Save LoRA Weights would write it as
+    an empty .safetensors and Load LoRA Model would apply nothing, silently.
+    Both read the mapping (safetensors' save_file calls items(), ComfyUI's LoRA
+    loader tests keys with `in` and iterates), so every read raises
+    NoLoRAError. It is still falsy and equal to {}, which is how our nodes
+    tell that there is nothing to merge or save.
+    """
+
+    def _refuse(self, *args, **kwargs):
+        raise NoLoRAError(FULL_MODE_HAS_NO_LORA)
+
+    __iter__ = __contains__ = __getitem__ = keys = items = values = get = copy = _refuse
+
+    def __repr__(self) -> str:
+        return "NoLoRA()"
+
+
 def check_lora(lora: Mapping[str, torch.Tensor]) -> None:
     """Refuse anything but a complete LoRA of ExVideo's temporal linears (as `lora_state_dict` makes)."""
     if not lora:
-        raise ExVideoError("this LoRA is empty: the run trained in full mode, where every trained tensor is in the "
-                           "exvideo output. Save that with Save ExVideo Extension, or train with mode 'lora'.")
+        raise NoLoRAError(FULL_MODE_HAS_NO_LORA)
     expected = {path + suffix for path in lora_targets() for suffix in (UP, DOWN, ".alpha")}
     unknown, missing = sorted(set(lora) - expected), sorted(expected - set(lora))
     if unknown or missing:

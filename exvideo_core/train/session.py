@@ -133,8 +133,11 @@ class TrainingSession:
     # ------------------------------------------------------------------ results
 
     def lora(self, ema: bool = False) -> dict[str, torch.Tensor]:
-        """The trained LoRA's tensors (lora mode), or {} in full mode, where everything is in the extension."""
-        return self.trainer.lora_state_dict(ema) if self.config.mode == "lora" else {}
+        """The trained LoRA's tensors (lora mode), or in full mode, where everything is in the extension, a
+        `NoLoRA`: empty, and an error naming full mode wherever something reads it as a LoRA."""
+        from .lora import NoLoRA
+
+        return self.trainer.lora_state_dict(ema) if self.config.mode == "lora" else NoLoRA()
 
     def save_lora(self, path: str | os.PathLike, ema: bool = False, dtype: str = "fp32") -> None:
         """The LoRA file, through the one writer (`lora.save_lora`), matched to this run's extension."""
