@@ -3,10 +3,8 @@
 import logging
 import os
 
-import cv2
 import numpy as np
 import torch
-from PIL import Image
 
 import comfy.utils
 import folder_paths
@@ -17,6 +15,7 @@ from exvideo_core.constraints import MIN_PIXELS, VAE_DOWNSCALE
 from exvideo_core.train import DatasetError, TrainConfig, VideoClipDataset, encode_clips
 from exvideo_core.paths import resolve_inside
 from exvideo_core.train.lora import LORA_DTYPES, check_lora, merge_lora, save_lora
+from exvideo_core.train.loss_plot import loss_plot, loss_values
 from exvideo_core.train.session import SessionStart, TrainingSession
 from exvideo_core.train.state import state_file
 from exvideo_core.video_io import video_frames
@@ -26,9 +25,9 @@ from .types import ExVideo
 from .video_inputs import frames_or_video
 
 TrainingClips = io.Custom("EXVIDEO_CLIPS")
-LossHistory = io.Custom("EXVIDEO_LOSS")
 STATE_FOLDER = "exvideo_training"
 PREVIEW_SIZE = (512, 256)  # the loss curve shown on Post-Tune while it trains
+NO_FOLDER = "(none)"  # video_folder's first choice; "" (this input's old default) means the same
 NEW_RUN_HINT = "turn 'resume' off to start over (overwriting the saved state), or choose another run_name"
 
 
@@ -44,9 +43,12 @@ class ExVideoTrainingClips(io.ComfyNode):
             inputs=[
                 io.Vae.Input("vae", tooltip="SVD's VAE."),
                 io.ClipVision.Input("clip_vision", tooltip="SVD's image encoder."),
-                io.String.Input("video_folder", default="",
-                                tooltip="A folder of videos (mp4, webm, gif, mov) inside ComfyUI's input folder; "
-                                        "empty to train on 'images' instead."),
+                io.Combo.Input("video_folder", options=[NO_FOLDER, *folder_paths.get_input_subfolders()],
+                               default=NO_FOLDER,
+                               tooltip="A folder of videos (mp4, webm, gif, mov) in ComfyUI's input folder, listed "
+                                       "as Load Image Dataset from Folder lists them (refresh after adding one); "
+                                       f"{NO_FOLDER} trains on the images input instead. A path typed into an API "
+                                       "prompt or a saved workflow is accepted too, if it stays inside input/."),
                 io.Int.Input("frames", default=128, min=2, max=4096,
                              tooltip="Frames per clip: the length the extension learns (128 in the reference). "
                                      "Shorter videos are skipped with a warning."),
@@ -60,13 +62,21 @@ class ExVideoTrainingClips(io.ComfyNode):
                 frames_or_video("images", optional=True,
                                 tooltip="Frames of one video, used when no video_folder is chosen."),
             ],
-            outputs=[TrainingClips.Output(display_name="clips")],
+            outputs=[TrainingClips.Output(display_name="clips",
+                                          tooltip="The encoded clips (latents, CLIP embedding, motion bucket), "
+                                                  "for ExVideo Post-Tune.")],
         )
+
+    @classmethod
+    def validate_inputs(cls, video_folder) -> bool:
+        # Declaring video_folder here makes ComfyUI skip its combo check for it: a folder typed into an API
+        # prompt, or saved by a workflow before this input was a list, still runs; execute confines it.
+        return True
 
     @classmethod
     def execute(cls, vae, clip_vision, video_folder, frames, width, height, frame_stride, motion_bucket_id,
                 images=None) -> io.NodeOutput:
-        if video_folder:
+        if video_folder not in ("", NO_FOLDER):
             folder = resolve_inside(folder_paths.get_input_directory(), video_folder, error=DatasetError)
             dataset = VideoClipDataset.from_folder(folder, frames, width, height, frame_stride)
         elif images is not None:
@@ -119,10 +129,13 @@ class ExVideoTrain(io.ComfyNode):
                 ExVideo.Output(display_name="exvideo",
                                tooltip="The trained extension. In lora mode it holds the trained position tables "
                                        "and convs but not the LoRA: apply it first, then the lora output."),
-                LossHistory.Output(display_name="loss", tooltip="The loss of every step, for ExVideo Loss Plot."),
+                io.LossMap.Output(display_name="loss",
+                                  tooltip="The loss of every step, as ComfyUI's LOSS_MAP: for Plot Loss Graph or "
+                                          "ExVideo Loss Plot (running mean, log scale)."),
                 io.LoraModel.Output(display_name="lora",
-                                    tooltip="lora mode: the trained LoRA (for Save ExVideo LoRA, or Load LoRA Model "
-                                            "on the model patched with the exvideo output); full mode: empty."),
+                                    tooltip="lora mode: the trained LoRA, for Save ExVideo LoRA or Save LoRA Weights, "
+                                            "or Load LoRA Model on the model patched with the exvideo output. Full "
+                                            "mode trains no LoRA: a node given this output fails saying so."),
             ],
         )
 
@@ -141,7 +154,7 @@ class ExVideoTrain(io.ComfyNode):
         trainer = session.trainer
         result = session.run(progress=_loss_progress(steps, trainer.losses))
         lora = session.lora()
-        return io.NodeOutput(trainer.patched_model(), trainer.weights(), list(result.losses), lora)
+        return io.NodeOutput(trainer.patched_model(), trainer.weights(), {"loss": list(result.losses)}, lora)
 
 
 def _loss_progress(steps: int, losses: list[float]):
@@ -151,7 +164,7 @@ def _loss_progress(steps: int, losses: list[float]):
     def report(step: int, total: int, loss: float) -> None:
         losses.append(loss)
         logging.info("ExVideo Post-Tune: step %d/%d, loss %.5f", step, total, loss)
-        curve = Image.fromarray(loss_plot(losses, *PREVIEW_SIZE))
+        curve = loss_plot(losses, *PREVIEW_SIZE)
         bar.update_absolute(step, total, ("PNG", curve, max(PREVIEW_SIZE)))
 
     return report
@@ -164,48 +177,27 @@ class ExVideoLossPlot(io.ComfyNode):
             node_id="ExVideoLossPlot",
             display_name="ExVideo Loss Plot",
             category="ExVideo/training",
-            description="Draws the training loss per step (and its running mean) as an image; connect a Preview "
-                        "Image node to see it.",
+            description="Draws a LOSS_MAP (ExVideo Post-Tune's or Train LoRA's loss) as an image, for a Preview "
+                        "Image node. Unlike Plot Loss Graph it draws the running mean over the noisy per-step "
+                        "loss, can use a log axis, and draws a run of one step or a constant loss (where Plot "
+                        "Loss Graph divides by zero).",
             inputs=[
-                LossHistory.Input("loss", tooltip="From ExVideo Post-Tune."),
+                io.LossMap.Input("loss", tooltip="The loss output of ExVideo Post-Tune (or of Train LoRA)."),
                 io.Int.Input("width", default=768, min=128, max=4096, tooltip="Plot width in pixels."),
                 io.Int.Input("height", default=384, min=96, max=4096, tooltip="Plot height in pixels."),
+                # Optional: API prompts and workflows saved before these existed leave them out.
+                io.Int.Input("mean_window", default=10, min=1, max=10_000, optional=True,
+                             tooltip="Steps averaged by the running mean (blue); 1 draws no mean."),
+                io.Boolean.Input("log_scale", default=False, optional=True,
+                                 tooltip="A log loss axis, for a loss that falls by orders of magnitude."),
             ],
-            outputs=[io.Image.Output(tooltip="The plot (1 h w 3).")],
+            outputs=[io.Image.Output(tooltip="The plot as an IMAGE (1 h w 3): losses grey, running mean blue.")],
         )
 
     @classmethod
-    def execute(cls, loss, width, height) -> io.NodeOutput:
-        return io.NodeOutput(torch.from_numpy(loss_plot(loss, width, height)).float()[None] / 255.0)
-
-
-def loss_plot(losses: list[float], width: int, height: int) -> np.ndarray:
-    """(h w 3) uint8 RGB: the losses in grey, their running mean (window 10) in blue, min/max labelled."""
-    canvas = np.full((height, width, 3), 255, np.uint8)
-    margin = 40
-    if not losses:
-        cv2.putText(canvas, "no steps", (margin, height // 2), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 1)
-        return canvas
-    values = np.asarray(losses, np.float64)
-    window = min(10, len(values))
-    mean = np.convolve(values, np.ones(window) / window, mode="valid")
-    low, high = float(values.min()), float(values.max())
-    span = high - low or 1.0
-
-    def points(series: np.ndarray, offset: int) -> np.ndarray:
-        x = margin + (np.arange(len(series)) + offset) * (width - 2 * margin) / max(len(values) - 1, 1)
-        y = height - margin - (series - low) / span * (height - 2 * margin)
-        return np.stack([x, y], axis=1).round().astype(np.int32)
-
-    cv2.rectangle(canvas, (margin, margin), (width - margin, height - margin), (200, 200, 200), 1)
-    cv2.polylines(canvas, [points(values, 0)], False, (160, 160, 160), 1, cv2.LINE_AA)
-    cv2.polylines(canvas, [points(mean, window - 1)], False, (40, 90, 220), 2, cv2.LINE_AA)
-    font = cv2.FONT_HERSHEY_SIMPLEX
-    cv2.putText(canvas, f"{high:.4g}", (4, margin + 4), font, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
-    cv2.putText(canvas, f"{low:.4g}", (4, height - margin), font, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
-    cv2.putText(canvas, f"step {len(values)}", (width - margin - 60, height - 12), font, 0.4, (0, 0, 0), 1,
-                cv2.LINE_AA)
-    return canvas
+    def execute(cls, loss, width, height, mean_window=10, log_scale=False) -> io.NodeOutput:
+        image = loss_plot(loss_values(loss), width, height, mean_window, log_scale)
+        return io.NodeOutput(torch.from_numpy(np.asarray(image)).float()[None] / 255.0)
 
 
 class ExVideoSaveExtension(io.ComfyNode):

@@ -40,9 +40,27 @@ def test_clips_from_images(clips):
     assert len(clips) == 1 and clips[0].num_frames == CLIP_FRAMES
 
 
-def test_clips_need_a_source(train_nodes):
+@pytest.mark.parametrize("no_folder", ["(none)", ""])  # the list's first choice; "" as workflows saved it before
+def test_clips_need_a_source(train_nodes, no_folder):
     with pytest.raises(ValueError, match="video_folder or an images input"):
-        train_nodes.ExVideoTrainingClips.execute(tiny_vae(), tiny_clip_vision(), "", 8, 128, 128, 1, 0)
+        train_nodes.ExVideoTrainingClips.execute(tiny_vae(), tiny_clip_vision(), no_folder, 8, 128, 128, 1, 0)
+
+
+def test_video_folder_lists_the_input_subfolders_as_native_dataset_nodes_do(train_nodes, comfy_dirs):
+    from comfy_extras.nodes_dataset import LoadImageDataSetFromFolderNode
+
+    for folder in ("videos/more", "other"):
+        (comfy_dirs / "input" / folder).mkdir(parents=True)
+
+    def options(node, name):
+        (combo,) = [item for item in node.GET_SCHEMA().inputs if item.id == name]
+        return combo.options
+
+    native = options(LoadImageDataSetFromFolderNode, "folder")
+    assert native == ["other", "videos", "videos/more"]
+    assert options(train_nodes.ExVideoTrainingClips, "video_folder") == [train_nodes.NO_FOLDER, *native]
+    # ComfyUI skips its in-the-list check for an input that validate_inputs takes: a typed path still runs.
+    assert train_nodes.ExVideoTrainingClips.validate_inputs(video_folder="typed/not/listed") is True
 
 
 def test_video_folder_must_stay_inside_the_input_folder(train_nodes, comfy_dirs):
@@ -56,20 +74,21 @@ def test_train_plot_and_save(train_nodes, clips, comfy_dirs, monkeypatch, caplog
     monkeypatch.setattr(comfy.utils, "PROGRESS_BAR_HOOK",
                         lambda value, total, preview, node_id=None: previews.append((value, total, preview)))
     with torch.inference_mode(), caplog.at_level("INFO"):
-        patched, weights, losses, lora = train_nodes.ExVideoTrain.execute(
+        patched, weights, loss_map, lora = train_nodes.ExVideoTrain.execute(
             model, clips, 2, "full", 1e-4, 4, 4.0, 1, True, 0, "node_run", True).result
-    assert len(losses) == 2 and all(torch.isfinite(torch.tensor(losses)))
+    losses = loss_map["loss"]  # ComfyUI's LOSS_MAP, as Train LoRA gives it
+    assert set(loss_map) == {"loss"} and len(losses) == 2 and all(torch.isfinite(torch.tensor(losses)))
     # The progress bar carries the loss curve as the node's preview, and the console the loss.
     assert [(value, total) for value, total, _ in previews] == [(1, 2), (2, 2)]
     kind, curve, _ = previews[-1][2]
     assert kind == "PNG" and curve.size == train_nodes.PREVIEW_SIZE
     assert f"step 2/2, loss {losses[1]:.5f}" in caplog.text
-    assert lora == {}  # full mode: everything trained is in the extension
+    assert lora == {} and not lora  # full mode: everything trained is in the extension
     assert weights.num_frames == CLIP_FRAMES
     assert (comfy_dirs / "output" / "exvideo_training" / "node_run.state.safetensors").is_file()
     assert patched is not model
 
-    (plot,) = train_nodes.ExVideoLossPlot.execute(losses, 256, 128).result
+    (plot,) = train_nodes.ExVideoLossPlot.execute(loss_map, 256, 128, 10, False).result
     assert plot.shape == (1, 128, 256, 3) and 0 <= plot.min() and plot.max() <= 1
 
     train_nodes.ExVideoSaveExtension.execute(weights, "exvideo/custom", "diffsynth")
@@ -84,8 +103,8 @@ def test_resume_continues_the_saved_run(train_nodes, clips, comfy_dirs):
     model = build_svd_model(SMALL_UNET_CONFIG, seed=0)
     args = (model, clips, 1, "full", 1e-4, 4, 4.0, 1, False, 0, "resumed", True)
     with torch.inference_mode():
-        first = train_nodes.ExVideoTrain.execute(*args).result[2]
-        more = train_nodes.ExVideoTrain.execute(model, clips, 2, *args[3:]).result[2]
+        first = train_nodes.ExVideoTrain.execute(*args).result[2]["loss"]
+        more = train_nodes.ExVideoTrain.execute(model, clips, 2, *args[3:]).result[2]["loss"]
     assert len(first) == 1 and len(more) == 2 and more[0] == first[0]
     comfy.model_management.unload_all_models()
 
@@ -96,10 +115,10 @@ def test_resume_with_other_settings_is_refused_naming_them_as_the_cli_does(train
     model = build_svd_model(SMALL_UNET_CONFIG, seed=0)
     args = (model, clips, 1, "full", 1e-4, 4, 4.0, 1, False, 0, "changed", True)
     with torch.inference_mode():
-        first = train_nodes.ExVideoTrain.execute(*args).result[2]
+        first = train_nodes.ExVideoTrain.execute(*args).result[2]["loss"]
         with pytest.raises(TrainConfigError, match=r"other settings \(mode, learning_rate;.*choose another run_name"):
             train_nodes.ExVideoTrain.execute(model, clips, 2, "lora", 1e-3, *args[5:])
         # resume off starts the run over with the new settings.
-        again = train_nodes.ExVideoTrain.execute(model, clips, 1, "full", 1e-3, *args[5:11], False).result[2]
+        again = train_nodes.ExVideoTrain.execute(model, clips, 1, "full", 1e-3, *args[5:11], False).result[2]["loss"]
     assert len(first) == len(again) == 1
     comfy.model_management.unload_all_models()

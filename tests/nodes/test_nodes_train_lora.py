@@ -1,5 +1,6 @@
 """A lora-mode run taken elsewhere: Save ExVideo LoRA writes a ComfyUI LoRA file that ComfyUI's own
-LoraLoaderModelOnly applies on top of the run's saved extension, giving the trained model's output."""
+LoraLoaderModelOnly applies on top of the run's saved extension, giving the trained model's output; the
+LORA_MODEL itself goes into ComfyUI's Load LoRA Model and Save LoRA Weights with the same result."""
 
 import importlib
 
@@ -9,10 +10,12 @@ import torch
 import comfy.model_management
 import folder_paths
 import nodes as comfy_nodes  # ComfyUI's nodes.py
+import safetensors.torch
+from comfy_extras import nodes_train as native_train
 
 from exvideo_core import ExVideoError
 from exvideo_core.safetensors_io import read_header
-from exvideo_core.train.lora import REQUIRES, extension_fingerprint
+from exvideo_core.train.lora import REQUIRES, NoLoRAError, extension_fingerprint
 from exvideo_harness.pack import load_pack_nodes
 from exvideo_harness.svd_models import SMALL_UNET_CONFIG, apply_model_direct, build_svd_model
 from exvideo_harness.train_data import CLIP_FRAMES, moving_square_video, tiny_clip_vision, tiny_vae
@@ -131,19 +134,61 @@ def test_half_precision_and_counter(pack, folders, run):
     assert (output(with_lora) - expected).abs().max() <= 1e-2 * expected.abs().max()
 
 
-def test_full_mode_run_has_no_lora_to_save(pack, folders, run):
-    model = run[0]
+def test_native_load_lora_model_gives_the_trained_model(pack, run):
+    """Load LoRA Model (comfy_extras/nodes_train.py) takes the lora output as it is, no file in between."""
+    model, trained, exvideo, lora = run
+    with torch.inference_mode():
+        applied = pack["nodes_loaders"].ApplyExVideoWeights.execute(model, exvideo).result[0]
+        (with_lora,) = native_train.LoraModelLoader.execute(applied, lora, 1.0).result
+    expected = output(trained)
+    assert (output(with_lora) - expected).abs().max() <= RELATIVE_TOLERANCE * expected.abs().max()
+
+
+def test_native_save_lora_weights_writes_what_save_exvideo_lora_writes(pack, folders, run):
+    """Same tensors (fp32) as our file, so LoraLoaderModelOnly gives the same model from either; ours adds
+    the metadata saying which extension it belongs on."""
+    model, _, exvideo, lora = run
+    native_train.SaveLoRA.execute(lora, "loras/native")
+    pack["nodes_train"].ExVideoSaveLoRA.execute(lora, "loras/ours", "fp32", exvideo)
+    (native_file,) = (folders / "loras").glob("native_*.safetensors")
+    (our_file,) = (folders / "loras").glob("ours_*.safetensors")
+    native, ours = safetensors.torch.load_file(native_file), safetensors.torch.load_file(our_file)
+    assert set(native) == set(ours) == set(lora)
+    for key, value in ours.items():
+        assert native[key].dtype == value.dtype and torch.equal(native[key], value), key
+    with torch.inference_mode():
+        applied = pack["nodes_loaders"].ApplyExVideoWeights.execute(model, exvideo).result[0]
+        outputs = [output(comfy_nodes.LoraLoaderModelOnly().load_lora_model_only(applied, path.name, 1.0)[0])
+                   for path in (native_file, our_file)]
+    assert torch.equal(*outputs)
+
+
+@pytest.fixture(scope="module")
+def full_mode_lora(pack, run):
     train = pack["nodes_train"]
     with torch.inference_mode():
         clips = train.ExVideoTrainingClips.execute(
             tiny_vae(), tiny_clip_vision(), "", CLIP_FRAMES, 128, 128, 1, 0, images=moving_square_video(16)).result[0]
-        *_, lora = train.ExVideoTrain.execute(model, clips, 1, "full", 1e-4, 4, 4.0, 1, False, 0, "full_run",
+        *_, lora = train.ExVideoTrain.execute(run[0], clips, 1, "full", 1e-4, 4, 4.0, 1, False, 0, "full_run",
                                               False).result
     comfy.model_management.unload_all_models()
-    assert lora == {}
+    return lora
+
+
+def test_full_mode_run_has_no_lora_to_save(pack, folders, full_mode_lora):
+    assert full_mode_lora == {} and not full_mode_lora
     with pytest.raises(ExVideoError, match="full mode.*Save ExVideo Extension"):
-        train.ExVideoSaveLoRA.execute(lora, "full_lora/run", "fp32")
+        pack["nodes_train"].ExVideoSaveLoRA.execute(full_mode_lora, "full_lora/run", "fp32")
     assert not (folders / "full_lora").exists()
+
+
+def test_native_nodes_given_a_full_mode_lora_fail_saying_so(folders, run, full_mode_lora):
+    """Save LoRA Weights would write {} as an empty .safetensors, Load LoRA Model would apply nothing."""
+    with pytest.raises(NoLoRAError, match="full mode.*exvideo output.*mode 'lora'"):
+        native_train.SaveLoRA.execute(full_mode_lora, "native_full/run")
+    assert [p for p in (folders / "native_full").rglob("*") if p.is_file()] == []
+    with pytest.raises(NoLoRAError, match="full mode"):
+        native_train.LoraModelLoader.execute(run[0], full_mode_lora, 1.0)
 
 
 def test_other_loras_are_refused(pack, folders):
@@ -165,4 +210,5 @@ def test_every_input_has_a_tooltip(pack):
     schema = pack["nodes_train"].ExVideoSaveLoRA.GET_SCHEMA()
     assert schema.is_output_node and all(item.tooltip for item in schema.inputs)
     train_outputs = pack["nodes_train"].ExVideoTrain.GET_SCHEMA().outputs
-    assert [o.io_type for o in train_outputs] == ["MODEL", "EXVIDEO", "EXVIDEO_LOSS", "LORA_MODEL"]
+    # The native types, so Plot Loss Graph, Load LoRA Model and Save LoRA Weights connect.
+    assert [o.io_type for o in train_outputs] == ["MODEL", "EXVIDEO", "LOSS_MAP", "LORA_MODEL"]
