@@ -21,7 +21,7 @@ class ExVideoLatentPostProcess(io.ComfyNode):
                 io.Float.Input("contrast_scale", default=1.2, min=0.0, max=10.0, step=0.01,
                                tooltip="Multiplies the latent; 1.2 in the reference, 1.0 leaves it unchanged."),
             ],
-            outputs=[io.Latent.Output()],
+            outputs=[io.Latent.Output(tooltip="The re-normalised latents, for ExVideo Temporal VAE Decode.")],
         )
 
     @classmethod

@@ -34,7 +34,9 @@ class ExVideoLoader(io.ComfyNode):
                                tooltip="The extension file, e.g. ExVideo-SVD-128f-v1.safetensors, in models/exvideo."),
                 io.Int.Input("frames", default=0, min=0, max=4096, tooltip=FRAMES_TOOLTIP),
             ],
-            outputs=[ExVideo.Output(display_name="exvideo")],
+            outputs=[ExVideo.Output(display_name="exvideo",
+                                    tooltip="The extension's tensors, for Apply ExVideo (weights), ExVideo "
+                                            "Post-Tune or Save ExVideo Extension.")],
         )
 
     @classmethod
@@ -77,7 +79,7 @@ class ApplyExVideoWeights(io.ComfyNode):
                 io.Model.Input("model", tooltip="An SVD / SVD-XT image-to-video model."),
                 ExVideo.Input("exvideo", tooltip="ExVideo weights from Load ExVideo Extension or a trainer."),
             ],
-            outputs=[io.Model.Output()],
+            outputs=[io.Model.Output(tooltip="The SVD model running ExVideo's temporal layers.")],
         )
 
     @classmethod

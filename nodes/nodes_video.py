@@ -22,7 +22,7 @@ class ExVideoSaveMP4(io.ComfyNode):
     def define_schema(cls):
         return io.Schema(
             node_id="ExVideoSaveMP4",
-            display_name="Save Video (MP4)",
+            display_name="ExVideo Save Video",
             category="ExVideo/video",
             description="Writes the frames (or a native VIDEO) as an MP4 file in ComfyUI's output folder, with "
                         "audio and with the prompt and workflow embedded as native Save Video embeds them: drop "
@@ -98,7 +98,7 @@ class ExVideoLoadVideo(io.ComfyNode):
     def define_schema(cls):
         return io.Schema(
             node_id="ExVideoLoadVideo",
-            display_name="Load Video (frames)",
+            display_name="ExVideo Load Video",
             category="ExVideo/video",
             description="Reads a video file (mp4, webm, gif, mov, avi, mkv) from the input folder as an IMAGE batch, "
                         "with its audio, choosing frames with VideoHelperSuite's options.",
