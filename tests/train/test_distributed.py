@@ -1,14 +1,16 @@
-"""The collectives the trainer uses: no-ops in one process, agreement across two real gloo processes."""
+"""The collectives the trainer uses, and the trainer on them: no-ops in one process, agreement across two real
+gloo processes, AdamW's state sharded between them (ZeroRedundancyOptimizer) and resumable across process counts."""
 
+import dataclasses
 import json
-import os
-import socket
-import subprocess
 import sys
 
+import pytest
 import torch
 
-from exvideo_core.train import distributed
+from exvideo_core.train import TrainConfig, Trainer, distributed, load_state
+from exvideo_harness.ranks import run_ranks
+from exvideo_harness.train_data import training_clips
 
 WORKER = """
 import json, sys, torch
@@ -33,10 +35,8 @@ with distributed.process_group(cpu):
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+def _two_processes(code: str, *args: str) -> list[dict]:
+    return run_ranks([sys.executable, "-P", "-c", code, *args], world=2)
 
 
 def test_one_process_needs_no_group():
@@ -56,19 +56,122 @@ def test_digest_sees_every_bit_and_only_the_values():
 
 
 def test_two_gloo_processes_agree():
-    env = {"WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port())}
-    workers = [subprocess.Popen([sys.executable, "-P", "-c", WORKER], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True, env={**os.environ, **env, "RANK": str(rank),
-                                                "LOCAL_RANK": str(rank)})
-               for rank in (0, 1)]
-    results = []
-    for worker in workers:
-        out, err = worker.communicate(timeout=300)
-        assert worker.returncode == 0, err[-3000:]
-        results.append(json.loads(out.strip().splitlines()[-1]))
-    for result in results:
+    for result in _two_processes(WORKER):
         assert result["world"] == 2
         assert result["mean"] == 0.5 and result["any"] is True
         assert result["grad"] == [1.5, 1.5]  # (1 + 2) / 2
         assert result["start"] == [0.0, 0.0, 0.0]  # process 0's tensors everywhere
         assert "data fingerprint differs between the 2 training processes" in result["differs"]
+
+
+# ---------------------------------------------------------------- the trainer on two processes
+
+# One optimizer step of 2 clips, from 1 process (grad_accumulation 2) or 2 (1 each): the same samples.
+RUN = dict(steps=2, learning_rate=1e-3, gradient_checkpointing=False, seed=3)
+
+TRAIN_WORKER = """
+import json, pathlib, sys
+from exvideo_core.train.host import prepare_host
+cpu = prepare_host(cpu=True)
+from exvideo_core.train import TrainConfig, Trainer, distributed
+from exvideo_core.train.optimizer import local_moments
+from exvideo_harness.svd_models import SMALL_UNET_CONFIG, build_svd_model
+from exvideo_harness.train_data import training_clips
+folder, config = pathlib.Path(sys.argv[1]), TrainConfig(**json.loads(sys.argv[2]))
+with distributed.process_group(cpu):
+    model, clips = build_svd_model(SMALL_UNET_CONFIG, seed=0), training_clips()
+    whole = Trainer(model, clips, config)  # uninterrupted; its state after step 1 is saved on the way
+    whole.train(progress=lambda step, total, loss: step == 1 and whole.save_state(folder / "two_half.state"),
+                state_path=folder / "two_whole.state")
+    resumed = Trainer.resume(model, clips, folder / "two_half.state", steps=config.steps)
+    moments_resumed = local_moments(resumed.optimizer)
+    resumed.train(state_path=folder / "two_resumed.state")
+    # A state saved by one process (grad_accumulation 2), continued by two (1 each).
+    Trainer.resume(model, clips, folder / "one_half.state", config=config).train(state_path=folder / "from_one.state")
+    # Sharding changes no bit: ZeRO's AdamW against a plain one on the same random gradients.
+    import torch
+    from exvideo_core.train.optimizer import adamw
+    rng = torch.Generator().manual_seed(0)
+    shapes = [(64, 32), (32,), (7, 5, 3), (100,), (16, 16)]
+    a = {str(i): torch.nn.Parameter(torch.randn(shape, generator=rng)) for i, shape in enumerate(shapes)}
+    b = {k: torch.nn.Parameter(v.detach().clone()) for k, v in a.items()}
+    zero, plain = adamw(a, config), torch.optim.AdamW(list(b.values()), lr=config.learning_rate,
+                                                weight_decay=config.weight_decay)
+    for _ in range(3):
+        for k in a:
+            a[k].grad = torch.randn(a[k].shape, generator=rng); b[k].grad = a[k].grad.clone()
+        zero.step(); plain.step()
+    bitwise = type(zero).__name__ != "AdamW" and all(torch.equal(a[k], b[k]) for k in a)
+    print(json.dumps({"moments": local_moments(whole.optimizer), "moments_resumed": moments_resumed,
+                      "sharded_is_bitwise_adamw": bitwise,
+                      "trained": sum(p.numel() for p in whole.parameters.values()),
+                      "digest": distributed.digest(whole.parameters.values())}))
+"""
+
+
+def _assert_same_training(one, two) -> None:
+    """Two runs of the same samples on 1 and 2 processes: equal within what summing in another order moves."""
+    assert one.step == two.step and two.losses == pytest.approx(one.losses, rel=1e-5)
+    tensors_one, tensors_two = one.weights.tensors, two.weights.tensors
+    for key, value in tensors_one.items():
+        # AdamW's first steps are about lr * sign(grad): an element whose gradient is ~0 may move by up to
+        # 2 * lr * steps differently.
+        torch.testing.assert_close(tensors_two[key], value, rtol=0, atol=2 * RUN["learning_rate"] * one.step)
+    close = sum(torch.allclose(tensors_two[k], v, rtol=1e-4, atol=1e-6) for k, v in tensors_one.items())
+    far = torch.cat([~torch.isclose(tensors_two[k], v, rtol=1e-4, atol=1e-6).flatten()
+                     for k, v in tensors_one.items()]).float().mean().item()
+    assert far < 0.01, f"{far:.2%} of the values, {1 - close / len(tensors_one):.0%} of the tensors differ"
+
+def _assert_equal_states(a, b) -> None:
+    assert (a.step, a.losses) == (b.step, b.losses)
+    for key, value in a.weights.tensors.items():
+        assert torch.equal(b.weights.tensors[key], value), key
+    assert a.optimizer.keys() == b.optimizer.keys()
+    for name, fields in a.optimizer.items():
+        assert all(torch.equal(b.optimizer[name][field], value) for field, value in fields.items()), name
+
+
+@pytest.fixture(scope="module")
+def sharded_runs(base, module_scratch):
+    """Full-mode runs of RUN on 1 and 2 processes; the states they saved, by name."""
+    folder, clips = module_scratch, training_clips()
+    one = TrainConfig(**RUN, grad_accumulation=2)
+    Trainer(base, clips, dataclasses.replace(one, steps=1)).train(state_path=folder / "one_half.state")
+    workers = _two_processes(TRAIN_WORKER, str(folder), json.dumps(RUN))
+    # Continued by one process from its own state (test_trainer: equal to an uninterrupted run), and from two's.
+    Trainer.resume(base, clips, folder / "one_half.state", steps=2).train(state_path=folder / "one_whole.state")
+    Trainer.resume(base, clips, folder / "two_half.state", config=one).train(state_path=folder / "from_two.state")
+    states = {path.name.removesuffix(".state"): load_state(path) for path in folder.glob("*.state")}
+    return states, workers
+
+
+def test_two_processes_equal_one(sharded_runs):
+    states, workers = sharded_runs
+    assert workers[0]["digest"] == workers[1]["digest"]
+    assert all(worker["sharded_is_bitwise_adamw"] for worker in workers)
+    assert states["two_whole"].step == 2
+    _assert_same_training(states["one_whole"], states["two_whole"])
+
+
+def test_each_process_holds_half_of_adamws_moments(sharded_runs):
+    states, workers = sharded_runs
+    total = 2 * workers[0]["trained"]  # exp_avg and exp_avg_sq of every trained value
+    saved = sum(value.numel() for fields in states["two_whole"].optimizer.values()
+                for field, value in fields.items() if field in ("exp_avg", "exp_avg_sq"))
+    assert saved == total  # the file holds the whole state
+    for key in ("moments", "moments_resumed"):  # after training, and once a saved state is loaded
+        shards = [worker[key]["elements"] for worker in workers]
+        assert sum(shards) == total
+        assert all(abs(shard - total / 2) < 0.05 * total for shard in shards), shards
+        assert all(worker[key]["bytes"] == 4 * worker[key]["elements"] for worker in workers)  # fp32, one copy
+
+
+def test_a_state_saved_by_two_processes_resumes_exactly(sharded_runs):
+    states, _ = sharded_runs
+    _assert_equal_states(states["two_whole"], states["two_resumed"])
+
+
+def test_states_move_between_one_and_two_processes(sharded_runs):
+    states, _ = sharded_runs
+    _assert_same_training(states["two_whole"], states["from_two"])  # saved by two, continued by one
+    _assert_same_training(states["one_whole"], states["from_one"])  # saved by one, continued by two
