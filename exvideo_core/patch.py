@@ -34,6 +34,7 @@ import comfy.utils
 from comfy.ldm.modules.attention import SpatialVideoTransformer
 
 from . import layout
+from .chunking import check_frame_chunk, patch_forward, unet_levels
 from .constraints import MIN_FRAMES
 from .context_windows import check_window_length, for_svd_frames
 from .errors import FrameCountError, IncompatibleModelError
@@ -100,7 +101,8 @@ class ExVideoPatch:
 
 
 def apply_exvideo(model: comfy.model_patcher.ModelPatcher, weights: ExVideoWeights, *,
-                  modules: BlockModules | None = None, set_patches: bool = True) -> comfy.model_patcher.ModelPatcher:
+                  modules: BlockModules | None = None, set_patches: bool = True,
+                  frame_chunk: int | None = None) -> comfy.model_patcher.ModelPatcher:
     """A clone of `model` that runs ExVideo with `weights`; `model` itself is untouched.
 
     modules: the position table and conv of each block, to install as they
@@ -109,7 +111,13 @@ def apply_exvideo(model: comfy.model_patcher.ModelPatcher, weights: ExVideoWeigh
     set_patches: whether the extension's temporal tensors become "set" weight
         patches; a caller that supplies every one of them otherwise (a
         trainer's weight wrappers) turns them off.
+    frame_chunk: frames per chunk of the chunked forward (chunking.py):
+        None picks one per UNet level where chunking pays (about
+        chunking.AUTO_CHUNK_TOKENS tokens a chunk; small videos run whole),
+        0 runs every layer on all frames at once, K forces K frames a chunk.
+        The outputs are the same either way; only memory and speed differ.
     """
+    check_frame_chunk(frame_chunk)
     check_model(model)
     _check_fit(model, weights)
     patched = model.clone()
@@ -117,13 +125,16 @@ def apply_exvideo(model: comfy.model_patcher.ModelPatcher, weights: ExVideoWeigh
         patched.add_patches({key: ("set", (tensor,)) for key, tensor in weights.temporal_tensors()})
     modules = modules or _modules_from(weights, model)
     extra_bytes = 0
+    levels = unet_levels(model.model.diffusion_model)
     for block in TEMPORAL_BLOCKS:
         table, conv = modules[block]
         patched.add_object_patch(layout.MODEL_PREFIX + block.comfy_name,
-                                 ExVideoVideoTransformer.wrap(_temporal_block(model, block), table, conv))
+                                 ExVideoVideoTransformer.wrap(_temporal_block(model, block), table, conv, frame_chunk,
+                                                              levels[block.comfy_name]))
         extra_bytes += sum(p.numel() * p.element_size() for p in (*table.parameters(), *conv.parameters()))
     # Lets ComfyUI's memory planning count the new tensors (about 0.8 GB at SVD size in fp16).
     patched.size = model.model_size() + extra_bytes
+    patch_forward(patched, model, frame_chunk, levels)
     patched.set_attachments(ATTACHMENT, ExVideoPatch(num_frames=weights.num_frames))
     patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, ATTACHMENT, _before_sampling)
     return patched

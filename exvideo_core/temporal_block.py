@@ -25,6 +25,7 @@ from einops import rearrange, repeat
 import comfy.ops
 from comfy.ldm.modules.attention import SpatialVideoTransformer
 
+from .chunking import chunk_frames, share_modules, video_transformer_forward
 from .errors import ExVideoError, FrameCountError, IncompatibleModelError, InputError
 
 # Children that belong to the ExVideo wrapper itself, not to the base block.
@@ -78,8 +79,14 @@ class ReflectPaddedConv3d(comfy.ops.manual_cast.Conv3d):
         self.reflect_padding = kernel_size // 2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.pad(x, (self.reflect_padding,) * 6, mode="reflect")
-        return super().forward(x)
+        return self.convolve(self.pad(x))
+
+    def pad(self, x: torch.Tensor) -> torch.Tensor:
+        return F.pad(x, (self.reflect_padding,) * 6, mode="reflect")
+
+    def convolve(self, padded: torch.Tensor) -> torch.Tensor:
+        """The conv of an already padded input (a chunk cut from `pad(x)` with its halo)."""
+        return super().forward(padded)
 
 
 def positional_conv(channels: int, weight: torch.Tensor, bias: torch.Tensor, dtype: torch.dtype,
@@ -99,28 +106,25 @@ class ExVideoVideoTransformer(SpatialVideoTransformer):
 
     time_pos_table: FramePositionTable
     time_pos_conv: ReflectPaddedConv3d
+    frame_chunk: int | None
+    chunk_level: int
 
     @classmethod
-    def wrap(cls, base: SpatialVideoTransformer, table: torch.nn.Module, conv: torch.nn.Module) -> "ExVideoVideoTransformer":
-        """A new block sharing `base`'s children (an ExVideo block's own parts are replaced)."""
+    def wrap(cls, base: SpatialVideoTransformer, table: torch.nn.Module, conv: torch.nn.Module,
+             frame_chunk: int | None = 0, level: int = 0) -> "ExVideoVideoTransformer":
+        """A new block sharing `base`'s children (an ExVideo block's own parts are replaced).
+
+        frame_chunk: frames per chunk of the chunked forward (see chunking.py);
+        0 runs all frames at once, None picks it per level; level: the
+        block's UNet level (chunking.unet_levels), which scales a forced chunk.
+        """
         if base.depth != 1 or len(base.time_stack) != 1:
             raise IncompatibleModelError(
                 f"ExVideo expects one temporal transformer per block (SVD); this block has {base.depth}")
-        block = cls.__new__(cls)
-        torch.nn.Module.__init__(block)
-        for name, value in vars(base).items():
-            if not name.startswith("_") and name != "training":
-                setattr(block, name, value)
-        block.train(base.training)
-        for name, child in base.named_children():
-            if name not in _OWN_CHILDREN:
-                block.add_module(name, child)
-        for name, param in base.named_parameters(recurse=False):
-            block.register_parameter(name, param)
-        for name, buf in base.named_buffers(recurse=False):
-            block.register_buffer(name, buf)
+        block = share_modules(cls, base, own=_OWN_CHILDREN)
         block.time_pos_table = table
         block.time_pos_conv = conv
+        block.frame_chunk, block.chunk_level = frame_chunk, level
         return block
 
     def forward(self, x: torch.Tensor, context=None, time_context=None, timesteps=None,
@@ -131,6 +135,17 @@ class ExVideoVideoTransformer(SpatialVideoTransformer):
             raise InputError(f"a batch of {x.shape[0]} frames is not a whole number of {num_frames}-frame videos")
         transformer_options["activations_shape"] = list(x.shape)
         x_in = x
+        if min(num_frames, h, w) < 2:
+            # Reflect padding needs two samples along each axis of the 3D conv.
+            raise ExVideoError(
+                f"ExVideo's positional conv needs at least 2 frames and a 2x2 feature map in every temporal "
+                f"block, but got {num_frames} frame(s) of {h}x{w} here. Use at least 2 frames and a latent of "
+                f"at least {MIN_LATENT_SIZE}x{MIN_LATENT_SIZE} (an image of {8 * MIN_LATENT_SIZE}x"
+                f"{8 * MIN_LATENT_SIZE} pixels or more).")
+        chunk = chunk_frames(self.frame_chunk, self.chunk_level, x.shape[0], h, w)
+        if chunk and self.use_spatial_context:
+            return video_transformer_forward(self, x, context, context if time_context is None else time_context,
+                                             num_frames, image_only_indicator, transformer_options, chunk)
 
         if self.use_spatial_context:
             time_context = context if time_context is None else time_context
@@ -148,13 +163,6 @@ class ExVideoVideoTransformer(SpatialVideoTransformer):
         if self.use_linear:
             x = self.proj_in(x)
 
-        if min(num_frames, h, w) < 2:
-            # Reflect padding needs two samples along each axis of the 3D conv.
-            raise ExVideoError(
-                f"ExVideo's positional conv needs at least 2 frames and a 2x2 feature map in every temporal "
-                f"block, but got {num_frames} frame(s) of {h}x{w} here. Use at least 2 frames and a latent of "
-                f"at least {MIN_LATENT_SIZE}x{MIN_LATENT_SIZE} (an image of {8 * MIN_LATENT_SIZE}x"
-                f"{8 * MIN_LATENT_SIZE} pixels or more).")
         frame_emb = self.time_pos_embed(self.time_pos_table(num_frames, like=x))  # (t c)
 
         for index, (block, mix_block) in enumerate(zip(self.transformer_blocks, self.time_stack)):

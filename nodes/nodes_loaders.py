@@ -14,6 +14,21 @@ FRAMES_TOOLTIP = ("Length of the position table in latent frames (= video frames
                   "ping-pong initialisation; quality beyond the trained length needs post-tuning.")
 
 
+FRAME_CHUNK_TOOLTIP = ("Frames per chunk of the UNet's memory-saving forward: -1 picks it by the video size "
+                       "(chunks where memory, not the weights, sets the peak; small videos run whole), 0 runs "
+                       "every layer on all frames at once, a positive number forces that many frames a chunk. "
+                       "The output is the same; only memory and speed change.")
+
+
+def _frame_chunk_input():
+    # Optional, so workflows and API prompts saved before the option still run.
+    return io.Int.Input("frame_chunk", default=-1, min=-1, max=4096, optional=True, tooltip=FRAME_CHUNK_TOOLTIP)
+
+
+def _frame_chunk(value: int) -> int | None:
+    return None if value < 0 else value
+
+
 def _load_extension(name: str, frames: int):
     weights = load_exvideo(model_folders.extension_path(name))
     if frames and frames != weights.num_frames:
@@ -58,13 +73,15 @@ class ApplyExVideo(io.ComfyNode):
                 io.Combo.Input("exvideo_name", options=model_folders.extension_names(),
                                tooltip="The extension file in models/exvideo."),
                 io.Int.Input("frames", default=0, min=0, max=4096, tooltip=FRAMES_TOOLTIP),
+                _frame_chunk_input(),
             ],
             outputs=[io.Model.Output(tooltip="The SVD model running ExVideo's temporal layers.")],
         )
 
     @classmethod
-    def execute(cls, model, exvideo_name, frames) -> io.NodeOutput:
-        return io.NodeOutput(apply_exvideo(model, _load_extension(exvideo_name, frames)))
+    def execute(cls, model, exvideo_name, frames, frame_chunk=-1) -> io.NodeOutput:
+        return io.NodeOutput(apply_exvideo(model, _load_extension(exvideo_name, frames),
+                                           frame_chunk=_frame_chunk(frame_chunk)))
 
 
 class ApplyExVideoWeights(io.ComfyNode):
@@ -78,13 +95,14 @@ class ApplyExVideoWeights(io.ComfyNode):
             inputs=[
                 io.Model.Input("model", tooltip="An SVD / SVD-XT image-to-video model."),
                 ExVideo.Input("exvideo", tooltip="ExVideo weights from Load ExVideo Extension or a trainer."),
+                _frame_chunk_input(),
             ],
             outputs=[io.Model.Output(tooltip="The SVD model running ExVideo's temporal layers.")],
         )
 
     @classmethod
-    def execute(cls, model, exvideo) -> io.NodeOutput:
-        return io.NodeOutput(apply_exvideo(model, exvideo))
+    def execute(cls, model, exvideo, frame_chunk=-1) -> io.NodeOutput:
+        return io.NodeOutput(apply_exvideo(model, exvideo, frame_chunk=_frame_chunk(frame_chunk)))
 
 
 class ExVideoCheckpointLoader(io.ComfyNode):
@@ -101,6 +119,7 @@ class ExVideoCheckpointLoader(io.ComfyNode):
                 io.Combo.Input("exvideo_name", options=model_folders.extension_names(),
                                tooltip="The extension file in models/exvideo."),
                 io.Int.Input("frames", default=0, min=0, max=4096, tooltip=FRAMES_TOOLTIP),
+                _frame_chunk_input(),
             ],
             outputs=[
                 io.Model.Output(tooltip="SVD running ExVideo."),
@@ -110,12 +129,13 @@ class ExVideoCheckpointLoader(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, ckpt_name, exvideo_name, frames) -> io.NodeOutput:
+    def execute(cls, ckpt_name, exvideo_name, frames, frame_chunk=-1) -> io.NodeOutput:
         path = folder_paths.get_full_path_or_raise("checkpoints", ckpt_name)
         model, _, vae, clip_vision = comfy.sd.load_checkpoint_guess_config(
             path, output_vae=True, output_clip=False, output_clipvision=True,
             embedding_directory=folder_paths.get_folder_paths("embeddings"))[:4]
-        return io.NodeOutput(apply_exvideo(model, _load_extension(exvideo_name, frames)), clip_vision, vae)
+        return io.NodeOutput(apply_exvideo(model, _load_extension(exvideo_name, frames),
+                                           frame_chunk=_frame_chunk(frame_chunk)), clip_vision, vae)
 
 
 NODES = [ExVideoLoader, ApplyExVideo, ApplyExVideoWeights, ExVideoCheckpointLoader]
