@@ -27,6 +27,8 @@ CASES = [
     ("exvideo-T8", True, 8, 1, 0),
     ("exvideo-T30x2", True, NUM_FRAMES, 2, 1),
 ]
+CHUNK = 4
+CHUNKED = f"exvideo-T30x2-chunk{CHUNK}"
 
 
 @pytest.fixture(scope="module")
@@ -38,9 +40,12 @@ def outputs():
     ours = {}
     for name, use_exvideo, frames, videos, seed in CASES:
         ours[name] = comfy_outputs(patched if use_exvideo else base, frames, videos, seed)
+    # The frame-chunked forward (4 frames a chunk at level 0) on the two-video case.
+    chunked = apply_exvideo(base, load_exvideo(extension), frame_chunk=CHUNK)
+    ours[CHUNKED] = comfy_outputs(chunked, *CASES[-1][2:])
     comfy.model_management.unload_all_models()
     sgm = {"model." + k: v for k, v in base.model.state_dict().items() if k.startswith("diffusion_model.")}
-    del base, patched
+    del base, patched, chunked
     gc.collect()
 
     reference = {}
@@ -56,10 +61,11 @@ def outputs():
             ]
         del unet
         gc.collect()
+    reference[CHUNKED] = reference[CASES[-1][0]]
     return ours, reference
 
 
-@pytest.mark.parametrize("name", [case[0] for case in CASES])
+@pytest.mark.parametrize("name", [case[0] for case in CASES] + [CHUNKED])
 def test_unet_output_matches_diffsynth(outputs, name):
     ours, reference = outputs
     assert len(ours[name]) == len(reference[name])
