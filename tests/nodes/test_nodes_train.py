@@ -90,6 +90,12 @@ def test_train_plot_and_save(train_nodes, clips, comfy_dirs, monkeypatch, caplog
 
     (plot,) = train_nodes.ExVideoLossPlot.execute(loss_map, 256, 128, 10, False).result
     assert plot.shape == (1, 128, 256, 3) and 0 <= plot.min() and plot.max() <= 1
+    # ComfyUI's own Plot Loss Graph draws it too (its preview goes to the temp folder).
+    from comfy_extras.nodes_train import LossGraphNode
+
+    monkeypatch.setattr(folder_paths, "temp_directory", str(comfy_dirs / "temp"))
+    LossGraphNode.execute(loss_map, "loss_graph")
+    assert len(list((comfy_dirs / "temp").glob("*.png"))) == 1
 
     train_nodes.ExVideoSaveExtension.execute(weights, "exvideo/custom", "diffsynth")
     (saved,) = (comfy_dirs / "output" / "exvideo").glob("custom_*.safetensors")
