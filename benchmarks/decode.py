@@ -29,7 +29,7 @@ WINDOW, OVERLAP = 8, 4
 DIFFSYNTH_SCALE = 0.18215  # DiffSynth's latents are ComfyUI's times its decoder's scaling factor
 
 
-def _decoder(method: str, dtype):
+def _decoder(method: str, dtype, channels: int):
     """(decode function of latents (t 4 h w) in ComfyUI's scale, the device it computes on)."""
 
     import comfy.model_management
@@ -41,17 +41,17 @@ def _decoder(method: str, dtype):
         decoder = diffsynth_vae_decoder(seed=0).to(device=device, dtype=dtype)
         # As DiffSynth's pipeline does: latents on the compute device, so the output accumulates there too.
         return lambda samples: decoder.decode_video((DIFFSYNTH_SCALE * samples).to(device, dtype)), device
-    vae = build_svd_vae(seed=0, dtype=dtype)
+    vae = build_svd_vae(seed=0, channels=channels, dtype=dtype)
     if method == "ours":
         return lambda samples: temporal_decode(vae, samples, WINDOW, OVERLAP), device
     return vae.decode, device
 
 
-def measure(method: str, frames: int, height: int, width: int, dtype_name: str) -> dict:
+def measure(method: str, frames: int, height: int, width: int, dtype_name: str, channels: int = 128) -> dict:
     """One measurement, in this process."""
 
     dtype = getattr(torch, dtype_name)
-    decode, device = _decoder(method, dtype)
+    decode, device = _decoder(method, dtype, channels)
     samples = torch.randn(frames, 4, height // 8, width // 8, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         decode(samples[:2])
@@ -78,19 +78,24 @@ def main() -> None:
     parser.add_argument("--frames", type=int, nargs="+", default=[16, 64, 128])
     parser.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--channels", type=int, default=128,
+                        help="VAE base width (128: SVD's; a narrower one only checks that the script runs, "
+                             "DiffSynth's decoder exists at 128 only)")
     parser.add_argument("--child", nargs=2, metavar=("METHOD", "FRAMES"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.channels != 128 and "diffsynth" in args.methods and not args.child:
+        parser.error("DiffSynth's decoder exists only at --channels 128: leave diffsynth out of --methods")
 
     if args.child:
         setup_paths()
-        print(json.dumps(measure(args.child[0], int(args.child[1]), args.height, args.width, args.dtype)))
+        print(json.dumps(measure(args.child[0], int(args.child[1]), args.height, args.width, args.dtype, args.channels)))
         return
 
     results = {}
     for method in args.methods:
         for frames in args.frames:
             command = [sys.executable, __file__, "--child", method, str(frames), "--height", str(args.height),
-                       "--width", str(args.width), "--dtype", args.dtype]
+                       "--width", str(args.width), "--dtype", args.dtype, "--channels", str(args.channels)]
             done = subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT)
             if done.returncode != 0:
                 sys.exit(f"{method} {frames} frames failed:\n{done.stderr}")
@@ -101,7 +106,8 @@ def main() -> None:
 
     device = next(iter(results.values()))["device"]
     how = PeakMemory.method(torch.device(device)) + ", a fresh process per measurement"
-    print(f"\nSVD VAE decode, full-size random weights, {args.width}x{args.height} px, {args.dtype}, {device}; "
+    width = "full-size" if args.channels == 128 else f"toy ({args.channels}-channel)"
+    print(f"\nSVD VAE decode, {width} random weights, {args.width}x{args.height} px, {args.dtype}, {device}; "
           f"ours and DiffSynth: window {WINDOW}, stride {WINDOW - OVERLAP}")
     print(f"peak memory: {how}\n")
     print(f"{'method':10} {'frames':>6} {'time s':>8} {'s/frame':>8} {'peak MiB':>9} {'output MiB':>10} "
