@@ -220,13 +220,7 @@ def video_transformer_forward(block, x: torch.Tensor, context, time_context, num
     transformer_options["block_index"] = 0
 
     def spatial(rows: torch.Tensor, context_rows) -> torch.Tensor:
-        rows = block.norm(rows)
-        if not block.use_linear:
-            rows = block.proj_in(rows)
-        rows = rearrange(rows, "bt c h w -> bt (h w) c")
-        if block.use_linear:
-            rows = block.proj_in(rows)
-        return spatial_block(rows, context=context_rows, transformer_options=transformer_options)
+        return spatial_block(block.project_in(rows), context=context_rows, transformer_options=transformer_options)
 
     x_s = map_frames(spatial, chunk, x, context)  # (b t) (h w) c
     channels = x_s.shape[-1]
@@ -254,15 +248,7 @@ def video_transformer_forward(block, x: torch.Tensor, context, time_context, num
             del mix, mixed, spatial_part
     del padded
 
-    def finish(rows: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
-        if block.use_linear:
-            rows = block.proj_out(rows)
-        rows = rearrange(rows, "bt (h w) c -> bt c h w", h=h, w=w)
-        if not block.use_linear:
-            rows = block.proj_out(rows)
-        return rows + inputs
-
-    return map_frames(finish, chunk, x_s, x)
+    return map_frames(lambda rows, inputs: block.project_out(rows, h, w) + inputs, chunk, x_s, x)
 
 
 def patch_forward(patched: comfy.model_patcher.ModelPatcher, model: comfy.model_patcher.ModelPatcher,

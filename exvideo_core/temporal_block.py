@@ -156,13 +156,7 @@ class ExVideoVideoTransformer(SpatialVideoTransformer):
             if time_context.ndim == 2:
                 time_context = rearrange(time_context, "b c -> b 1 c")
 
-        x = self.norm(x)
-        if not self.use_linear:
-            x = self.proj_in(x)
-        x = rearrange(x, "bt c h w -> bt (h w) c")
-        if self.use_linear:
-            x = self.proj_in(x)
-
+        x = self.project_in(x)
         frame_emb = self.time_pos_embed(self.time_pos_table(num_frames, like=x))  # (t c)
 
         for index, (block, mix_block) in enumerate(zip(self.transformer_blocks, self.time_stack)):
@@ -178,9 +172,23 @@ class ExVideoVideoTransformer(SpatialVideoTransformer):
 
             x = self.time_mixer(x_spatial=x, x_temporal=x_mix, image_only_indicator=image_only_indicator)
 
+        return self.project_out(x, h, w) + x_in
+
+    def project_in(self, x: torch.Tensor) -> torch.Tensor:
+        """Frames (bt c h w) to the transformer's tokens (bt (h w) c), per frame."""
+        x = self.norm(x)
+        if not self.use_linear:
+            x = self.proj_in(x)
+        x = rearrange(x, "bt c h w -> bt (h w) c")
+        if self.use_linear:
+            x = self.proj_in(x)
+        return x
+
+    def project_out(self, x: torch.Tensor, h: int, w: int) -> torch.Tensor:
+        """Tokens back to frames, per frame (the residual is the caller's)."""
         if self.use_linear:
             x = self.proj_out(x)
         x = rearrange(x, "bt (h w) c -> bt c h w", h=h, w=w)
         if not self.use_linear:
             x = self.proj_out(x)
-        return x + x_in
+        return x
