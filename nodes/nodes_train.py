@@ -135,7 +135,8 @@ class ExVideoTrain(io.ComfyNode):
                 io.LoraModel.Output(display_name="lora",
                                     tooltip="lora mode: the trained LoRA, for Save ExVideo LoRA or Save LoRA Weights, "
                                             "or Load LoRA Model on the model patched with the exvideo output. Full "
-                                            "mode trains no LoRA: a node given this output fails saying so."),
+                                            "mode trains no LoRA: those nodes fail saying so, Save ExVideo "
+                                            "Extension ignores it."),
             ],
         )
 
