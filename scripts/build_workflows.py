@@ -197,7 +197,9 @@ def build(graph, object_info: dict) -> dict:
     for link_id, src, slot, dst, name in links:
         dst_node = next(n for n in nodes if n["id"] == dst)
         dst_slot = next(i for i, s in enumerate(dst_node["inputs"]) if s["name"] == name)
-        ui_links.append([link_id, src, slot, dst, dst_slot, dst_node["inputs"][dst_slot]["type"]])
+        # A link carries its output's type, as the frontend saves it: an input may take several (IMAGE,VIDEO).
+        src_node = next(n for n in nodes if n["id"] == src)
+        ui_links.append([link_id, src, slot, dst, dst_slot, src_node["outputs"][slot]["type"]])
     return {
         "last_node_id": max(n["id"] for n in nodes), "last_link_id": len(ui_links),
         "nodes": nodes, "links": ui_links, "groups": [], "config": {},

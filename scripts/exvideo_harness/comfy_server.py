@@ -126,9 +126,15 @@ class ComfyClient:
         """The finished prompt's history entry, None while it is queued or running."""
         return self._get(f"/history/{prompt_id}").get(prompt_id)
 
-    def queue_prompt(self, prompt: dict) -> str:
-        """Queues an API-format prompt and returns its id; raises PromptRejected if it does not validate."""
-        status, body = self.request("POST", "/prompt", {"prompt": prompt, "client_id": self.client_id})
+    def queue_prompt(self, prompt: dict, extra_data: dict | None = None) -> str:
+        """Queues an API-format prompt and returns its id; raises PromptRejected if it does not validate.
+
+        `extra_data` is sent as the frontend sends it: {"extra_pnginfo": {"workflow": <UI graph>}} makes
+        the saving nodes embed that workflow."""
+        payload = {"prompt": prompt, "client_id": self.client_id}
+        if extra_data is not None:
+            payload["extra_data"] = extra_data
+        status, body = self.request("POST", "/prompt", payload)
         if status == 400 and isinstance(body, dict):
             raise PromptRejected(body.get("error", {}), body.get("node_errors", {}))
         if status != 200:
@@ -154,9 +160,9 @@ class ComfyClient:
             raise ComfyError(f"prompt {prompt_id} ended with status {entry['status']}")
         return entry["outputs"]
 
-    def run(self, prompt: dict, timeout: float = 120) -> dict:
+    def run(self, prompt: dict, timeout: float = 120, extra_data: dict | None = None) -> dict:
         """Queues the prompt and waits for it: `{node_id: ui output}` of its output nodes."""
-        return self.wait(self.queue_prompt(prompt), timeout)
+        return self.wait(self.queue_prompt(prompt, extra_data), timeout)
 
     def interrupt(self, prompt_id: str | None = None) -> None:
         """Stops the running prompt (only if it is `prompt_id`, when given)."""

@@ -197,3 +197,60 @@ def test_template_runs_from_the_run_button(comfy_server, comfy_page, models, tmp
     comfy_page.fit_view()
     comfy_page.screenshot(tmp_path / f"{name}-finished.png")
     client.free_memory()
+
+
+# Builds a two-node graph in the page as a user would: Empty Image -> ExVideo's Save Video.
+BUILD_SAVE_GRAPH = """(prefix) => {
+    const graph = window.app.graph;
+    graph.clear();
+    const image = LiteGraph.createNode("EmptyImage");
+    image.pos = [60, 60];
+    graph.add(image);
+    for (const [name, value] of [["width", 32], ["height", 32], ["batch_size", 3]]) {
+        image.widgets.find((w) => w.name === name).value = value;
+    }
+    const save = LiteGraph.createNode("ExVideoSaveMP4");
+    save.pos = [420, 60];
+    graph.add(save);
+    save.widgets.find((w) => w.name === "filename_prefix").value = prefix;
+    image.connect(0, save, 0);
+    graph.setDirtyCanvas(true, true);
+}"""
+# Drops a file onto the canvas: the frontend's own drop handler reads it (app.handleFile).
+DROP_FILE = """async ([name, type, base64]) => {
+    const bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
+    const transfer = new DataTransfer();
+    transfer.items.add(new File([bytes], name, {type}));
+    document.querySelector("canvas").dispatchEvent(
+        new DragEvent("drop", {dataTransfer: transfer, bubbles: true, cancelable: true}));
+}"""
+
+
+def test_dropping_a_saved_mp4_restores_its_graph(comfy_server, comfy_page):
+    """Run from the page, Save Video embeds the workflow the frontend sent; dropping the mp4 onto an empty
+    canvas makes the frontend read it back (its ISOBMFF metadata parser) and load the graph."""
+    import base64
+    import json
+
+    from exvideo_core.video_io import read_metadata
+
+    comfy_page.open()
+    comfy_page.page.evaluate(BUILD_SAVE_GRAPH, "frontend/dropped")
+    prompt_id = comfy_page.queue()
+    (video,) = comfy_server.output_files(comfy_server.client.wait(prompt_id, timeout=120))
+    assert video.suffix == ".mp4"
+    sent = comfy_server.client.history(prompt_id)["prompt"][3]["extra_pnginfo"]["workflow"]
+    assert json.loads(read_metadata(video)["workflow"]) == sent
+
+    comfy_page.page.evaluate("() => window.app.graph.clear()")
+    assert comfy_page.nodes() == []
+    comfy_page.page.evaluate(DROP_FILE, [video.name, "video/mp4", base64.b64encode(video.read_bytes()).decode()])
+    comfy_page.page.wait_for_function("() => window.app.graph.nodes.length === 2", timeout=30_000)
+    nodes = {n["type"]: n for n in comfy_page.nodes()}
+    assert set(nodes) == {"EmptyImage", "ExVideoSaveMP4"} and problems(list(nodes.values())) == []
+    assert nodes["ExVideoSaveMP4"]["widgets"]["filename_prefix"] == "frontend/dropped"
+    assert nodes["EmptyImage"]["widgets"]["batch_size"] == 3
+    links = comfy_page.page.evaluate("() => { const links = window.app.graph.links;"
+                                     " return links instanceof Map ? links.size : Object.keys(links).length; }")
+    assert links == 1
+    assert comfy_page.page_errors == []

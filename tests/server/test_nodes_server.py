@@ -1,11 +1,12 @@
 """Pack nodes through the real server: the paths the example workflows don't take, errors, interrupts."""
 
+import json
 import shutil
 import time
 
 import pytest
 
-from exvideo_core.video_io import read_video, write_mp4
+from exvideo_core.video_io import read_audio, read_metadata, read_video, write_mp4
 from exvideo_harness.cache import REPO_ROOT
 from exvideo_harness.comfy_server import ExecutionFailed, ExecutionInterrupted
 from exvideo_harness.exvideo_files import FULL, exvideo_checkpoint_path
@@ -63,21 +64,47 @@ def test_loader_apply_weights_sampler_decode_save(comfy_server, names, sample_im
     assert video.with_suffix(".png").is_file()
 
 
-def test_load_video_node_reads_what_save_wrote(comfy_server, tmp_path):
+def test_video_nodes_with_native_ones_audio_and_embedded_workflow(comfy_server, tmp_path):
+    """Our Load Video (VideoHelperSuite's options) -> our Save Video with its audio; native Load Video's VIDEO
+    -> our Save Video; our VIDEO -> native Save Video. The saved MP4 carries the prompt and the workflow
+    the client sent, as native Save Video embeds them."""
     import torch
 
     source = tmp_path / "clip.mp4"
-    write_mp4(torch.rand(10, 64, 96, 3), source, fps=20)
+    wave = torch.sin(torch.arange(16000) / 16000 * 2 * torch.pi * 440)
+    write_mp4(torch.rand(10, 64, 96, 3), source, fps=20, audio={"waveform": wave.expand(2, -1)[None].clone(),
+                                                                 "sample_rate": 16000})
     shutil.copy(source, comfy_server.input_dir / "clip.mp4")
     prompt = {
         "1": {"class_type": "ExVideoLoadVideo", "inputs": {
-            "video": "clip.mp4", "frame_stride": 2, "max_frames": 0, "skip_first_frames": 1}},
+            "video": "clip.mp4", "force_rate": 0.0, "custom_width": 48, "custom_height": 0, "frame_load_cap": 0,
+            "skip_first_frames": 1, "select_every_nth": 2}},
         "2": {"class_type": "ExVideoSaveMP4", "inputs": {
-            "images": ["1", 0], "fps": ["1", 2], "filename_prefix": "nodes/reloaded", "contact_sheet": False}},
+            "images": ["1", 0], "fps": ["1", 2], "audio": ["1", 3], "filename_prefix": "nodes/reloaded",
+            "contact_sheet": False, "codec": "h264", "crf": 23}},
+        "3": {"class_type": "LoadVideo", "inputs": {"file": "clip.mp4"}},
+        "4": {"class_type": "ExVideoSaveMP4", "inputs": {
+            "images": ["3", 0], "fps": 30.0, "filename_prefix": "nodes/from_native", "contact_sheet": False}},
+        "5": {"class_type": "SaveVideo", "inputs": {
+            "video": ["1", 4], "filename_prefix": "nodes/native_save", "format": "auto", "codec": "auto"}},
     }
-    (video,) = comfy_server.output_files(comfy_server.client.run(prompt, timeout=120))
-    frames, fps = read_video(video)
-    assert frames.shape == (5, 64, 96, 3) and fps == pytest.approx(10)
+    workflow = {"nodes": [{"id": int(k), "type": v["class_type"]} for k, v in prompt.items()], "links": []}
+    outputs = comfy_server.client.run(prompt, timeout=120, extra_data={"extra_pnginfo": {"workflow": workflow}})
+    files = {node: comfy_server.output_files({node: ui})[0] for node, ui in outputs.items()}
+
+    frames, fps = read_video(files["2"])
+    assert frames.shape == (5, 32, 48, 3) and fps == pytest.approx(10)  # height from the aspect ratio
+    assert read_audio(files["2"])["waveform"].shape[1] == 2  # the file's sound passed through
+    tags = read_metadata(files["2"])
+    assert json.loads(tags["prompt"]) == prompt and json.loads(tags["workflow"]) == workflow
+
+    frames, fps = read_video(files["4"])
+    assert frames.shape == (10, 64, 96, 3) and fps == pytest.approx(20)  # the VIDEO's own rate, not 30
+    assert read_audio(files["4"]) is not None
+    frames, fps = read_video(files["5"])
+    assert frames.shape == (5, 32, 48, 3) and fps == pytest.approx(10)
+    # Native Save Video embeds the same tags in the same way.
+    assert json.loads(read_metadata(files["5"])["workflow"]) == workflow
 
 
 @pytest.mark.parametrize("slot, expected", [
