@@ -65,17 +65,17 @@ def _comfy_layers(model):
             if isinstance(block, TimestepEmbedSequential) for index, child in enumerate(block)]
 
 
-def _side(side: str, chunk: int, dtype):
+def _side(side: str, chunk: int, dtype, small: bool):
     """(forward of a T-frame video, hookable layers) for one side, its weights built and loaded."""
     import comfy.model_management
     from exvideo_core import apply_exvideo, load_exvideo
     from exvideo_harness.diffsynth_reference import diffsynth_unet, diffsynth_unet_forward
-    from exvideo_harness.exvideo_files import FULL, random_exvideo_state_dict
-    from exvideo_harness.svd_models import FULL_UNET_CONFIG, build_svd_model
+    from exvideo_harness.exvideo_files import FULL, SMALL, random_exvideo_state_dict
+    from exvideo_harness.svd_models import FULL_UNET_CONFIG, SMALL_UNET_CONFIG, apply_model_direct, build_svd_model
     from exvideo_harness.unet_cases import AUGMENTATION, FPS, MOTION, case_inputs, comfy_outputs
 
-    base = build_svd_model(FULL_UNET_CONFIG, seed=0, dtype=dtype)
-    extension = random_exvideo_state_dict(TABLE, seed=1, **FULL, dtype=dtype)
+    base = build_svd_model(SMALL_UNET_CONFIG if small else FULL_UNET_CONFIG, seed=0, dtype=dtype)
+    extension = random_exvideo_state_dict(TABLE, seed=1, **(SMALL if small else FULL), dtype=dtype)
     if side == "diffsynth":
         sgm = {"model." + k: v for k, v in base.model.state_dict().items() if k.startswith("diffusion_model.")}
         del base
@@ -89,16 +89,19 @@ def _side(side: str, chunk: int, dtype):
     model = base if side == "native" else apply_exvideo(base, load_exvideo(extension),
                                                         frame_chunk=chunk if side == "chunked" else 0)
     comfy.model_management.load_models_gpu([model])
+    if small:
+        return (lambda frames: apply_model_direct(model, frames, seed=SEED, context_dim=SMALL["context_dim"])), \
+            _comfy_layers(model)
     return (lambda frames: comfy_outputs(model, frames, 1, SEED)[0]), _comfy_layers(model)
 
 
-def measure(side: str, frames: int, chunk: int, dtype_name: str, where: bool) -> dict:
+def measure(side: str, frames: int, chunk: int, dtype_name: str, where: bool, small: bool = False) -> dict:
     """One point, in this process."""
     import comfy.model_management
 
     dtype = getattr(torch, dtype_name)
     device = comfy.model_management.get_torch_device()
-    forward, layers = _side(side, chunk, dtype)
+    forward, layers = _side(side, chunk, dtype, small)
     with torch.no_grad():
         forward(2)
         with PeakMemory(device) as memory:
@@ -127,19 +130,23 @@ def main() -> None:
     parser.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
     parser.add_argument("--sides", nargs="+", default=list(SIDES), choices=SIDES)
     parser.add_argument("--where", action="store_true", help="also print the layers with the highest peaks (CPU)")
+    parser.add_argument("--small", action="store_true",
+                        help="the tests' 32-channel UNet instead of the full size, ComfyUI sides only (a smoke run)")
     parser.add_argument("--child", nargs=2, metavar=("SIDE", "FRAMES"), help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.child:
         setup_paths()
-        print(json.dumps(measure(args.child[0], int(args.child[1]), args.chunk, args.dtype, args.where)))
+        print(json.dumps(measure(args.child[0], int(args.child[1]), args.chunk, args.dtype, args.where, args.small)))
         return
+    if args.small and "diffsynth" in args.sides:
+        sys.exit("DiffSynth's SVDUNet has SVD's full widths only: leave diffsynth out of --sides with --small")
 
     results = {}
     for frames in args.frames:
         for side in args.sides:
             command = [sys.executable, __file__, "--child", side, str(frames), "--chunk", str(args.chunk),
-                       "--dtype", args.dtype] + (["--where"] if args.where else [])
+                       "--dtype", args.dtype] + (["--where"] if args.where else []) + (["--small"] if args.small else [])
             done = subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT)
             if done.returncode != 0:
                 sys.exit(f"{side} {frames} frames failed:\n{done.stderr}")
@@ -150,7 +157,8 @@ def main() -> None:
                 print(f"      {name:40} +{_mib(peak)} MiB", file=sys.stderr, flush=True)
 
     device = next(iter(results.values()))["device"]
-    print(f"\nSVD UNet forward, full-size random weights, one video, latent 16x16, N = {TABLE}, {args.dtype}, "
+    width = "the tests' small (32-channel) UNet" if args.small else "full-size"
+    print(f"\nSVD UNet forward, {width} random weights, one video, latent 16x16, N = {TABLE}, {args.dtype}, "
           f"{device}, {torch.get_num_threads()} threads; ours chunked: frame_chunk = {args.chunk}")
     print(f"peak memory: {PeakMemory.method(torch.device(device))}, above the loaded weights, "
           f"a fresh process per point\n")

@@ -57,8 +57,9 @@ AUTO_CHUNK_TOKENS = 8 * 64 * 64
 # token of the batch (the skip stack, about 4.5 copies at SVD's widths, a
 # layer's input and output, the level-0 concatenation of the decoder), and
 # what one chunk adds while it runs, per token of the chunk (the GEGLU's 8x
-# projection and its two 4x halves, attention, norms). Fitted to
-# benchmarks/unet_memory.py's full-size measurements (README).
+# projection and its two 4x halves, attention, norms). Counted from the
+# layers' shapes, not yet fitted: benchmarks/unet_memory.py measures the
+# full-size peaks to check them against (README, Memory).
 HELD_COPIES = 12
 CHUNK_COPIES = 24
 
