@@ -160,3 +160,55 @@ def test_join_clips_node(comfy_server):
     comfy_server.client.run(prompt, timeout=120)
     (saved,) = (comfy_server.output_dir / "nodes").glob("joined_*.latent")
     assert safetensors.torch.load_file(saved)["latent_tensor"].shape == (8, 4, 8, 8)
+
+
+# Native context windows on a video longer than the table: the issue's 256 frames in 128-frame windows,
+# scaled to the served extension's 16 rows (24 frames, two 16-frame windows), one step, cfg 1 (no uncond).
+TABLE, LONG = 16, 24
+
+
+def context_window_prompt(names: dict, context_length: int | None = TABLE, frames: int = LONG) -> dict:
+    """Native nodes only but for our loader: ... -> Context Windows (Manual) -> SVD conditioning -> KSampler -> latent."""
+    model = ["4", 0]
+    prompt = {
+        "1": {"class_type": "LoadImage", "inputs": {"image": "exvideo_example.png"}},
+        "2": {"class_type": "ImageOnlyCheckpointLoader", "inputs": {"ckpt_name": names["ckpt"]}},
+        "3": {"class_type": "ExVideoLoader", "inputs": {"exvideo_name": names["exvideo"], "frames": TABLE}},
+        "4": {"class_type": "ApplyExVideoWeights", "inputs": {"model": ["2", 0], "exvideo": ["3", 0]}},
+        "6": {"class_type": "SVD_img2vid_Conditioning", "inputs": {
+            "clip_vision": ["2", 1], "init_image": ["1", 0], "vae": ["2", 2], "width": SIZE, "height": SIZE,
+            "video_frames": frames, "motion_bucket_id": 127, "fps": 6, "augmentation_level": 0.0}},
+        "7": {"class_type": "KSampler", "inputs": {
+            "model": model, "seed": 0, "steps": 1, "cfg": 1.0, "sampler_name": "euler", "scheduler": "karras",
+            "positive": ["6", 0], "negative": ["6", 1], "latent_image": ["6", 2], "denoise": 1.0}},
+        "8": {"class_type": "SaveLatent", "inputs": {"samples": ["7", 0], "filename_prefix": "nodes/windowed"}},
+    }
+    if context_length is not None:
+        prompt["5"] = {"class_type": "ContextWindowsManual", "inputs": {
+            "model": ["4", 0], "context_length": context_length, "context_overlap": 8,
+            "context_schedule": "standard_static", "context_stride": 1, "closed_loop": False,
+            "fuse_method": "pyramid", "dim": 0}}
+        prompt["7"]["inputs"]["model"] = ["5", 0]
+    return prompt
+
+
+def test_native_context_windows_sample_a_video_longer_than_the_table(comfy_server, names, sample_image):
+    import safetensors.torch
+
+    comfy_server.client.run(context_window_prompt(names), timeout=900)
+    (saved,) = (comfy_server.output_dir / "nodes").glob("windowed_*.latent")
+    samples = safetensors.torch.load_file(saved)["latent_tensor"]
+    assert samples.shape == (LONG, 4, SIZE // 8, SIZE // 8) and samples.isfinite().all()
+    assert f"Using context windows {TABLE} for {LONG} frames" in comfy_server.log_text()
+
+
+@pytest.mark.parametrize("context_length, expected", [
+    (TABLE + 4, f"context windows are {TABLE + 4} latent frames long (context_length)"),
+    (None, f"{LONG} latent frames but"),
+])
+def test_native_sampler_refuses_a_window_or_video_longer_than_the_table(comfy_server, names, sample_image,
+                                                                        context_length, expected):
+    with pytest.raises(ExecutionFailed) as failed:
+        comfy_server.client.run(context_window_prompt(names, context_length), timeout=600)
+    assert failed.value.node_type == "KSampler"
+    assert expected in failed.value.exception_message and f"only {TABLE}" in failed.value.exception_message
