@@ -213,8 +213,9 @@ def video_transformer_forward(block, x: torch.Tensor, context, time_context, num
     of K frames. Temporal part: per video, per chunk of rows holding about K
     frames' worth of tokens, the positional conv (on rows with a 1-row halo
     of the clip padded once), the temporal transformer block and the alpha
-    blend, written back over the spatial result (which the padded copy no
-    longer needs). Then proj_out and the residual per chunk of frames.
+    blend, into a new buffer (writing over the spatial result would save a
+    copy but break autograd for a trainer). Then proj_out and the residual per
+    chunk of frames.
     """
     bt, _, h, w = x.shape
     spatial_block, mix_block = block.transformer_blocks[0], block.time_stack[0]
@@ -231,6 +232,7 @@ def video_transformer_forward(block, x: torch.Tensor, context, time_context, num
     # Each video's first-frame context, as the unchunked forward repeats it per position.
     video_context = None if time_context is None else time_context[::num_frames]
     grid = x_s.view(bt // num_frames, num_frames, h, w, channels)
+    mixed_grid = torch.empty_like(grid)
     rows_per_chunk = max(1, chunk * h // num_frames)
     halo = block.time_pos_conv.reflect_padding
     for video in range(grid.shape[0]):
@@ -245,11 +247,12 @@ def video_transformer_forward(block, x: torch.Tensor, context, time_context, num
             mix = rearrange(mix, "(h w) t c -> t (h w) c", w=w)
             spatial_part = grid[video, :, top:bottom].reshape(num_frames, -1, channels)
             mixed = block.time_mixer(x_spatial=spatial_part, x_temporal=mix, image_only_indicator=indicator)
-            grid[video, :, top:bottom] = mixed.view(num_frames, bottom - top, w, channels)
+            mixed_grid[video, :, top:bottom] = mixed.view(num_frames, bottom - top, w, channels)
             del mix, mixed, spatial_part
-    del padded
+    del padded, grid, x_s
 
-    return map_frames(lambda rows, inputs: block.project_out(rows, h, w) + inputs, chunk, x_s, x)
+    return map_frames(lambda rows, inputs: block.project_out(rows, h, w) + inputs, chunk,
+                      mixed_grid.view(bt, h * w, channels), x)
 
 
 def patch_forward(patched: comfy.model_patcher.ModelPatcher, model: comfy.model_patcher.ModelPatcher,

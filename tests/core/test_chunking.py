@@ -94,3 +94,21 @@ def test_memory_required_of_the_clone_follows_the_chunk(base, weights):
     assert chunked.memory_required(shape) == estimate[4]
     comfy.model_management.unload_all_models()
     assert base.model.memory_required(shape) == native
+
+
+def test_gradients_through_the_chunked_forward_equal_the_unchunked(base, weights):
+    """A trainer's forward may chunk too (frame_chunk defaults to automatic): autograd must see the same function."""
+    grads = []
+    for chunk in (0, 1):
+        patched = apply_exvideo(base, weights, frame_chunk=chunk)
+        comfy.model_management.load_models_gpu([patched])
+        conv = patched.get_model_object("diffusion_model.input_blocks.1.1").time_pos_conv.weight
+        conv.requires_grad_(True)
+        try:
+            with torch.enable_grad():
+                apply_model_direct.__wrapped__(patched, 3).square().mean().backward()
+            grads.append(conv.grad.clone())
+        finally:
+            conv.requires_grad_(False)
+            conv.grad = None
+    assert grads[0].abs().max() > 0 and (grads[1] - grads[0]).abs().max() <= 1e-6
