@@ -89,7 +89,7 @@ def main() -> None:
     methods = {"Continue Video": continuation, **{f"context windows, {fuse}": windows(fuse) for fuse in args.fuse}}
     print(f"{length} latent frames ({size}x{size} px), table {table}, overlap {overlap}, {args.steps} euler steps, "
           f"joins at frame steps {joins}; join_jump ratio (largest join step / median step elsewhere)")
-    print(f"{'method':28s} " + " ".join(f"seed {s:<4d}" for s in args.seeds) + "  mean")
+    print(f"{'method':32s} " + " ".join(f"seed {s:<4d}" for s in args.seeds) + "  mean")
     with torch.inference_mode():
         for name, make in methods.items():
             ratios = []
@@ -97,7 +97,7 @@ def main() -> None:
                 video = make(seed)
                 assert video.shape[0] == length, video.shape
                 ratios.append(join_jump(video, joins).ratio)
-            print(f"{name:28s} " + " ".join(f"{r:9.3f}" for r in ratios) + f"  {statistics.mean(ratios):.3f}")
+            print(f"{name:32s} " + " ".join(f"{r:9.3f}" for r in ratios) + f"  {statistics.mean(ratios):.3f}")
 
 
 if __name__ == "__main__":
