@@ -7,17 +7,20 @@ while the ExVideo blocks are object patches applied when the clone loads. So
 dynamo must trace through our blocks.
 
 The node offers inductor and cudagraphs only; inductor's code generation for
-a UNet takes minutes on two CPU cores (more than the whole suite can spend),
-so the test calls the node's helper with dynamo's "eager" backend: the same
-capture, guards and wrapper, with the captured graph run by eager aten ops,
-so compiled equals uncompiled (to fp32 rounding). benchmarks/unet_step.py --compile
-measures the node itself (inductor).
+a UNet takes minutes on two CPU cores, so the test calls the node's helper
+with dynamo's "eager" backend: the same capture, guards and wrapper, with the
+captured graph run by eager aten ops. Tracing the whole UNet still costs about
+two CPU minutes; compiling one block instead (the helper's `keys`) is no
+check, because ComfyUI's UNet dispatches its layers by isinstance and calls a
+compiled SpatialVideoTransformer as a plain layer. benchmarks/unet_step.py
+--compile measures the node itself (inductor).
 """
 
 import pytest
 import torch
 from torch._dynamo.utils import counters
 
+from comfy.ldm.modules.attention import attention_pytorch
 from comfy_api.torch_helpers import set_torch_compile_wrapper
 
 from exvideo_core import apply_exvideo
@@ -28,22 +31,23 @@ pytestmark = pytest.mark.usefixtures("unload_after")
 FRAMES = 4
 
 
-def _compiled(model):
-    compiled = model.clone()  # what TorchCompileModel.execute does, with another backend
-    set_torch_compile_wrapper(model=compiled, backend="eager")
-    return compiled
+def _sdpa(_default, *args, **kwargs):
+    return attention_pytorch(*args, **kwargs)
 
 
-def test_patched_model_under_torch_compile_computes_the_uncompiled_output(base, weights):
-    # Apply ExVideo -> TorchCompileModel, the order of a workflow. The other order
-    # compiles the same way (lazily, at the first call, with the patches applied)
-    # but would trace the UNet a second time.
+def test_patched_model_under_torch_compile_is_one_graph_with_the_uncompiled_output(base, weights):
     torch._dynamo.reset()
     counters.clear()
     patched = apply_exvideo(base, weights)
+    # PyTorch SDPA, as on a GPU: ComfyUI's CPU default (sub-quadratic) asks psutil for free
+    # memory at every call, which dynamo cannot trace, so each attention would break the graph.
+    patched.model_options["transformer_options"]["optimized_attention_override"] = _sdpa
     expected = apply_model_direct(patched, FRAMES)
-    out = apply_model_direct(_compiled(patched), FRAMES, wrappers=True)
-    assert counters["stats"]["unique_graphs"] > 0, "nothing was compiled"
+    compiled = patched.clone()  # what TorchCompileModel.execute does, with another backend
+    set_torch_compile_wrapper(model=compiled, backend="eager")
+    out = apply_model_direct(compiled, FRAMES, wrappers=True)
+    assert counters["stats"]["unique_graphs"] == 1, "the patched UNet did not trace as one graph"
+    assert not counters["graph_break"], dict(counters["graph_break"])
     torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
-    # The ExVideo blocks ran inside the compiled model: without them the output differs.
+    # The ExVideo blocks were in what ran compiled: without them the output differs.
     assert (expected - apply_model_direct(base, FRAMES)).abs().max() > 1e-2
