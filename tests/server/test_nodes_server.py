@@ -212,3 +212,54 @@ def test_native_sampler_refuses_a_window_or_video_longer_than_the_table(comfy_se
         comfy_server.client.run(context_window_prompt(names, context_length), timeout=600)
     assert failed.value.node_type == "KSampler"
     assert expected in failed.value.exception_message and f"only {TABLE}" in failed.value.exception_message
+
+
+def test_post_tunes_outputs_feed_native_training_nodes(comfy_server, names, sample_image):
+    """Post-Tune's loss into Plot Loss Graph; its lora into Save LoRA Weights (the same tensors as Save ExVideo
+    LoRA writes) and into Load LoRA Model on the run's extension (the same video as the trained model)."""
+    import safetensors.torch
+    import torch
+    from PIL import Image
+
+    run_name = "nodes_native_lora"
+    prompt = generation_prompt(names, steps=1, frames=2)
+    sampler = prompt.pop("5")
+    for key in ("3", "4", "6", "7"):
+        del prompt[key]
+    prompt.update({
+        "frames": {"class_type": "RepeatImageBatch", "inputs": {"image": ["1", 0], "amount": 2}},
+        "clips": {"class_type": "ExVideoTrainingClips", "inputs": {
+            "vae": ["2", 2], "clip_vision": ["2", 1], "video_folder": "(none)", "frames": 2, "width": SIZE,
+            "height": SIZE, "frame_stride": 1, "motion_bucket_id": 127, "images": ["frames", 0]}},
+        # Two steps: Plot Loss Graph divides by max - min, zero for a single loss.
+        "train": {"class_type": "ExVideoTrain", "inputs": {
+            "model": ["2", 0], "clips": ["clips", 0], "steps": 2, "mode": "lora", "learning_rate": 1e-3,
+            "lora_rank": 2, "lora_alpha": 2.0, "grad_accumulation": 1, "gradient_checkpointing": True, "seed": 0,
+            "run_name": run_name, "resume": False}},
+        "plot": {"class_type": "LossGraphNode", "inputs": {"loss": ["train", 2], "filename_prefix": "nodes/loss"}},
+        "native_save": {"class_type": "SaveLoRA", "inputs": {"lora": ["train", 3], "prefix": "nodes/native_lora"}},
+        "our_save": {"class_type": "ExVideoSaveLoRA", "inputs": {
+            "lora": ["train", 3], "filename_prefix": "nodes/our_lora", "dtype": "fp32"}},
+        "apply": {"class_type": "ApplyExVideoWeights", "inputs": {"model": ["2", 0], "exvideo": ["train", 1]}},
+        "native_load": {"class_type": "LoraModelLoader", "inputs": {
+            "model": ["apply", 0], "lora": ["train", 3], "strength_model": 1.0}},
+    })
+    for name, model in (("loaded", ["native_load", 0]), ("trained", ["train", 0])):
+        prompt[f"sample_{name}"] = {**sampler, "inputs": {**sampler["inputs"], "model": model}}
+        prompt[f"latent_{name}"] = {"class_type": "SaveLatent", "inputs": {
+            "samples": [f"sample_{name}", 0], "filename_prefix": f"nodes/native_{name}"}}
+    try:
+        outputs = comfy_server.client.run(prompt, timeout=1800)
+    finally:
+        (comfy_server.output_dir / "exvideo_training" / f"{run_name}.state.safetensors").unlink(missing_ok=True)
+
+    (graph,) = comfy_server.output_files({"plot": outputs["plot"]})
+    assert Image.open(graph).size == (840, 520)  # Plot Loss Graph's canvas
+    nodes = comfy_server.output_dir / "nodes"
+    (native,), (ours,) = nodes.glob("native_lora_*.safetensors"), nodes.glob("our_lora_*.safetensors")
+    native, ours = safetensors.torch.load_file(native), safetensors.torch.load_file(ours)
+    assert set(native) == set(ours) and len(ours) == 16 * 14 * 3
+    assert all(torch.equal(native[key], value) for key, value in ours.items())
+    loaded, trained = (safetensors.torch.load_file(next(nodes.glob(f"native_{name}_*.latent")))["latent_tensor"]
+                       for name in ("loaded", "trained"))
+    assert (loaded - trained).abs().max() <= 1e-5 * trained.abs().max()
