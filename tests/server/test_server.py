@@ -155,3 +155,17 @@ def test_installed_models_are_listed(comfy_server, tmp_path, folder):
     model.write_bytes(b"")
     name = comfy_server.install_model(folder, model)
     assert name in comfy_server.client.models(folder)
+
+
+def test_shipped_templates_are_what_build_workflows_writes(comfy_server):
+    """A node whose inputs changed needs its templates rebuilt (scripts/build_workflows.py): a stale one shifts
+    widget values in the frontend. Checked here against the server's /object_info, before any browser runs."""
+    import json
+
+    import build_workflows
+
+    object_info = comfy_server.client.object_info()
+    stale = [name for name, graph in build_workflows.GRAPHS.items()
+             if json.loads((build_workflows.OUT_DIR / f"{name}.json").read_text())
+             != build_workflows.build(graph, object_info)]
+    assert stale == [], f"run scripts/build_workflows.py: {stale} differ from what the nodes define now"
