@@ -10,7 +10,7 @@
 # Stages (each prints time and peak memory, torch.cuda.max_memory_allocated above the resident weights, as ratios):
 #   1. UNet step at 512x512, 128 frames: ours chunked (apply_exvideo's automatic frame_chunk) and unchunked
 #      (frame_chunk=0) vs DiffSynth's SVDUNet with ExVideo, native ComfyUI, and cond+uncond in one forward;
-#      PyTorch SDPA attention on every side. Without exvideo_core/chunking.py (frame_chunk) only the default runs.
+#      PyTorch SDPA attention on every side.
 #   2. The refine step at 1024x1024, 128 frames: ours chunked and unchunked vs DiffSynth.
 #   3. Decode of 128 frames at 512x512: ours (overlapped temporal windows), DiffSynth's decode_video, native VAE.decode.
 # Keeping the skip stack in host memory is not an option of this checkout's chunked forward, so no stage measures it.

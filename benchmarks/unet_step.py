@@ -34,7 +34,6 @@ Options that try what the host offers (each keeps parity, see tests/core):
 from __future__ import annotations
 
 import argparse
-import inspect
 import math
 import statistics
 import sys
@@ -140,10 +139,6 @@ def loader(patcher) -> Callable[[], None]:
     return lambda: comfy.model_management.load_models_gpu([patcher])
 
 
-def supports_frame_chunk() -> bool:
-    return "frame_chunk" in inspect.signature(apply_exvideo).parameters
-
-
 def patch(base, weights, frame_chunk: str):
     """The patched clone for one --frame-chunk value ('auto': apply_exvideo's own default)."""
     if frame_chunk == "auto":
@@ -190,10 +185,6 @@ def build_sides(args, setup: Setup) -> list[Side]:
     """The sides of one round, interleaved: ours, DiffSynth, native, ..."""
     ours, native, theirs, extra = [], [], [], []
     chunks = args.frame_chunk
-    if any(c != "auto" for c in chunks) and not supports_frame_chunk():
-        print("note: this checkout's apply_exvideo has no frame_chunk (exvideo_core/chunking.py not merged): "
-              "only its default runs", file=sys.stderr)
-        chunks = ["auto"]
     native_clone = setup.base.clone()
     patched = {chunk: patch(setup.base, setup.weights, chunk) for chunk in chunks}
     for attn in args.attention:

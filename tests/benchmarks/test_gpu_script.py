@@ -9,10 +9,8 @@ import os
 import pathlib
 import re
 import subprocess
-import inspect
 import sys
 
-from exvideo_core import apply_exvideo
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
@@ -29,10 +27,7 @@ def test_gpu_script_runs_every_stage_at_toy_sizes():
     number = r"\d+\.\d\d \(rounds"
     # Both UNet stages: ours vs DiffSynth (not run at toy sizes), chunked vs unchunked (measured).
     assert len(re.findall(r"ratio time ours / DiffSynth\+ExVideo \[sdpa\]: n/a", out)) == 2
-    if "frame_chunk" in inspect.signature(apply_exvideo).parameters:
-        assert len(re.findall(rf"ratio time ours default chunk / unchunked \[sdpa\]: {number}", out)) == 2
-        assert re.search(rf"ratio peak ours frame_chunk=2 / unchunked \[sdpa\]: {number}", out)
-        assert re.search(rf"ratio peak ours frame_chunk=1 / unchunked \[sdpa\]: {number}", out)
-    else:
-        assert "has no frame_chunk" in done.stderr
+    assert len(re.findall(rf"ratio time ours default chunk / unchunked \[sdpa\]: {number}", out)) == 2
+    assert re.search(rf"ratio peak ours frame_chunk=2 / unchunked \[sdpa\]: {number}", out)
+    assert re.search(rf"ratio peak ours frame_chunk=1 / unchunked \[sdpa\]: {number}", out)
     assert re.search(r"peak memory 2 / 2 frames, ours: \d+\.\d\d", out)
