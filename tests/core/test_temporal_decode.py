@@ -10,7 +10,7 @@ import types
 
 import pytest
 import torch
-from einops import rearrange, repeat
+from einops import rearrange
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 

@@ -1,9 +1,8 @@
-"""The Save Video (MP4) / Load Video (frames) nodes, alone and with native ComfyUI video nodes."""
+"""ExVideo Save Video and ExVideo Load Video, alone and with native ComfyUI video nodes."""
 
 import importlib
 import json
 import os
-from fractions import Fraction
 
 import folder_paths
 import pytest
