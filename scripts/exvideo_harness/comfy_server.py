@@ -207,6 +207,7 @@ class ComfyServer:
                              f"add {folder!r} to MODEL_FOLDERS")
         source = pathlib.Path(source).resolve()
         target = self.models_dir / folder / (name or source.name)
+        target.parent.mkdir(parents=True, exist_ok=True)
         if target.is_symlink() or target.exists():
             target.unlink()
         target.symlink_to(source)
@@ -258,7 +259,8 @@ def start_comfy_server(root: pathlib.Path, extra_args=(), timeout: float = START
     installed_pack_dir()
     root.mkdir(parents=True, exist_ok=True)
     # ComfyUI reads --input-directory while importing nodes and refuses a missing --user-directory.
-    for folder in ("output", "input", "user", *(f"models/{name}" for name in MODEL_FOLDERS)):
+    # models/exvideo is left to the pack, which creates it when it loads (tests/server/test_server.py).
+    for folder in ("output", "input", "user", *(f"models/{name}" for name in MODEL_FOLDERS if name != "exvideo")):
         (root / folder).mkdir(parents=True, exist_ok=True)
     model_paths = root / "extra_model_paths.yaml"
     # JSON is YAML, and quotes whatever the scratch path holds.

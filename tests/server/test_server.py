@@ -77,6 +77,12 @@ def test_pack_imports_cleanly(comfy_server):
     assert pack_import_problems(startup) == []
 
 
+def test_loading_the_pack_created_models_exvideo(comfy_server):
+    # Before test_installed_models_are_listed links a file there. The harness makes every other model
+    # folder; this one only the pack does.
+    assert (comfy_server.models_dir / "exvideo").is_dir()
+
+
 def test_object_info_lists_every_pack_node(comfy_server):
     expected = pack_node_ids()
     info = comfy_server.client.object_info()
@@ -169,3 +175,27 @@ def test_shipped_templates_are_what_build_workflows_writes(comfy_server):
              if json.loads((build_workflows.OUT_DIR / f"{name}.json").read_text())
              != build_workflows.build(graph, object_info)]
     assert stale == [], f"run scripts/build_workflows.py: {stale} differ from what the nodes define now"
+
+
+# ------------------------------------------------------------------ as a user's ComfyUI shows the pack
+
+
+def test_every_node_is_named_exvideo_and_every_output_has_a_tooltip(comfy_server):
+    """As the frontend's node search and sockets show them: no name of ours equals a native node's."""
+    info = comfy_server.client.object_info()
+    ours = {node_id: node for node_id, node in info.items() if node.get("python_module") == PACK_MODULE}
+    others = {node["display_name"] for node in info.values() if node.get("python_module") != PACK_MODULE}
+    assert ours
+    for node_id, node in ours.items():
+        assert "ExVideo" in node["display_name"] and node["display_name"] not in others, node_id
+        tooltips = node.get("output_tooltips") or []
+        assert len(tooltips) == len(node["output"]) and all(tooltips), (node_id, tooltips)
+
+
+def test_training_clips_lists_the_input_subfolders(comfy_server):
+    (comfy_server.input_dir / "my_training_videos").mkdir()
+    (node,) = comfy_server.client.object_info("ExVideoTrainingClips").values()
+    inputs = {**node["input"].get("required", {}), **node["input"].get("optional", {})}
+    kind, *options = inputs["video_folder"]
+    choices = options[0]["options"] if kind == "COMBO" else kind
+    assert choices[0] == "(none)" and "my_training_videos" in choices
