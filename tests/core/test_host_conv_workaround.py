@@ -17,7 +17,7 @@ import torch.nn.functional as F
 import comfy.ops
 
 from exvideo_core import apply_exvideo
-from exvideo_core.layout import TEMPORAL_BLOCKS
+from exvideo_core.layout import MODEL_PREFIX, TEMPORAL_BLOCKS
 from exvideo_core.temporal_block import positional_conv
 from exvideo_harness.svd_models import SMALL_UNET_CONFIG, apply_model_direct, build_svd_model
 
@@ -79,8 +79,9 @@ def test_patched_model_is_unchanged_by_the_workaround(bf16_base, weights):
     # The extension's convs are the identity plus small noise, so padding barely shows. Noise of
     # variance 1/fan-in makes each border voxel's output depend on its padding as much as on itself.
     g = torch.Generator().manual_seed(3)
-    for block in patched.object_patches.values():
-        conv = block.time_pos_conv
+    for block in TEMPORAL_BLOCKS:
+        # The clone's other object patches (chunked ResBlocks, memory_required) hold no positional conv.
+        conv = patched.object_patches[MODEL_PREFIX + block.comfy_name].time_pos_conv
         assert conv.weight.dtype == torch.bfloat16
         noise = torch.randn(conv.weight.shape, generator=g) / conv.weight[0].numel() ** 0.5
         with torch.no_grad():
