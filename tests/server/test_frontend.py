@@ -9,25 +9,22 @@ into the loaded graph, and Run must take the prompt through to the end, with
 the outputs each template promises. No test puts the example image into
 input/: the server starts with an empty one and the pack puts it there when it
 loads, as for a user who has just installed it. This is the one end-to-end run
-of every shipped template (an API-only run of each would prove a subset).
+of every shipped template but post-tuning (an API-only run of each would
+prove a subset); tests/server/test_workflows.py runs that one.
 
     EXVIDEO_SCREENSHOT_DIR=docs/screenshots   also writes the fitted-graph PNGs
                                               there (scripts/screenshots.sh)
 """
 
 import copy
-import math
 import os
 import pathlib
 
 import pytest
 
-from exvideo_core import load_exvideo
-from exvideo_core.train import load_state
-from exvideo_core.video_io import read_video, write_mp4
+from exvideo_core.video_io import read_video
 from exvideo_harness import workflows
-from exvideo_harness.train_data import moving_square_video
-from exvideo_harness.workflows import FRAMES, SIZE, SMALL, STEPS
+from exvideo_harness.workflows import FRAMES, SIZE, SMALL
 from exvideo_harness.browser import save_png
 from exvideo_harness.cache import REPO_ROOT
 from exvideo_harness.comfy_server import PACK_DIR_NAME, ExecutionInterrupted
@@ -41,8 +38,10 @@ THUMBNAIL_WIDTH = 512  # scripts/build_workflows.py
 # that multiply the work is above test size: at shipped values a CPU run takes hours.
 TEST_SIZE_LIMITS = {"steps": 8, "frames": 16, "video_frames": 16, "length": 16}
 SAMPLE_IMAGE = "exvideo_example.png"
-TRAINING = "exvideo_post_tuning"
-TRAINING_VIDEOS = "exvideo_training_videos"  # the post-tuning template's Training Clips folder
+# Run end to end elsewhere. Post-tuning trains the full-size UNet: after this module's runs, beside the
+# browser, its server outgrew 24 GB (killed by the OOM killer in CI), so tests/server/test_workflows.py
+# runs it through the API on a server of its own.
+RUN_ELSEWHERE = {"exvideo_post_tuning"}
 # Frames of the video each template writes with SMALL applied.
 EXPECTED_FRAMES = {"exvideo_256_frames_continuation": FRAMES + 2 * (FRAMES - 2)}
 RUN_TIMEOUT_S = 900
@@ -81,7 +80,7 @@ def shrink(comfy_page, nodes: list[dict]) -> None:
 
 
 def test_loading_the_pack_put_the_example_image_into_the_empty_input_folder(comfy_server):
-    # First in the module: before the post-tuning run adds its videos.
+    # First in the module: before any run writes into input/.
     assert sorted(p.name for p in comfy_server.input_dir.iterdir()) == [SAMPLE_IMAGE]
     assert (comfy_server.input_dir / SAMPLE_IMAGE).read_bytes() == (WORKFLOW_DIR / SAMPLE_IMAGE).read_bytes()
     assert f"put the example input {SAMPLE_IMAGE} into" in comfy_server.log_text()
@@ -187,13 +186,9 @@ def test_cancel_from_the_ui_interrupts_the_run(comfy_server, comfy_page, models)
     assert comfy_server.is_running()
 
 
-@pytest.mark.parametrize("name", WORKFLOWS)
+@pytest.mark.parametrize("name", [name for name in WORKFLOWS if name not in RUN_ELSEWHERE])
 def test_template_runs_from_the_run_button(comfy_server, comfy_page, models, tmp_path, name):
     client = comfy_server.client
-    if name == TRAINING:  # before the page lists the input folders
-        videos = comfy_server.input_dir / TRAINING_VIDEOS
-        videos.mkdir(exist_ok=True)
-        write_mp4(moving_square_video(FRAMES + 2, size=SIZE), videos / "square.mp4", fps=30, crf=0)
     comfy_page.open()
     comfy_page.load_template(name)
     shrink(comfy_page, comfy_page.nodes())
@@ -211,8 +206,6 @@ def test_template_runs_from_the_run_button(comfy_server, comfy_page, models, tmp
     frames, fps = read_video(video)
     assert frames.shape == (EXPECTED_FRAMES.get(name, FRAMES), SIZE, SIZE, 3)
     assert fps == pytest.approx(30)
-    if name == TRAINING:
-        check_training_outputs(comfy_server, files)
     # What ran is what the graph in the page said, test sizes included.
     ran = client.history(prompt_id)["prompt"][2]
     for node in ran.values():
@@ -222,17 +215,6 @@ def test_template_runs_from_the_run_button(comfy_server, comfy_page, models, tmp
     comfy_page.fit_view()
     comfy_page.screenshot(tmp_path / f"{name}-finished.png")
     client.free_memory()
-
-
-def check_training_outputs(comfy_server, files: list[pathlib.Path]) -> None:
-    """The post-tuning template trained for the steps it was given, saved the extension and the resumable
-    state, plotted the loss, and sampled with what it trained."""
-    assert [f for f in files if f.suffix == ".png" and "contact" not in f.name and f.stat().st_size > 0]
-    (extension,) = (comfy_server.output_dir / "exvideo").glob("my_extension*.safetensors")
-    trained = load_exvideo(extension)
-    assert trained.num_frames == FRAMES and trained.metadata["exvideo.training_steps"] == str(STEPS)
-    state = load_state(comfy_server.output_dir / "exvideo_training" / "my_extension.state.safetensors")
-    assert state.step == STEPS and all(math.isfinite(loss) for loss in state.losses)
 
 
 # Builds a two-node graph in the page as a user would: Empty Image -> ExVideo's Save Video.
