@@ -23,7 +23,6 @@ import copy
 
 import torch
 
-import comfy.context_windows
 from comfy.context_windows import IndexListContextHandler
 
 from .errors import FrameCountError
@@ -61,7 +60,7 @@ def check_window_length(handler, frames: int, rows: int) -> None:
     A handler of another pack, whose window lengths only it knows, passes:
     the position table itself refuses a call longer than it.
     """
-    if not isinstance(handler, comfy.context_windows.IndexListContextHandler):
+    if not isinstance(handler, IndexListContextHandler):
         return
     if handler.dim != FRAME_AXIS:
         raise FrameCountError(
