@@ -80,7 +80,9 @@ GRAPHS = {
          {"model": (4, 0), "positive": (5, 0), "negative": (5, 1), "latent_image": (5, 2)}),
         (7, "ExVideoLatentPostProcess", {}, {"samples": (6, 0)}),
         (8, "ExVideoTemporalDecode", {}, {"vae": (2, 2), "samples": (7, 0)}),
-        (9, "ExVideoSaveMP4", {"filename_prefix": "ExVideo/native_nodes"}, {"images": (8, 0)}),
+        # Saved the native way: the frames become a VIDEO, which native Save Video writes with the workflow.
+        (9, "CreateVideo", {"fps": 30.0}, {"images": (8, 0)}),
+        (10, "SaveVideo", {"filename_prefix": "ExVideo/native_nodes"}, {"video": (9, 0)}),
     ],
     "exvideo_two_pass_refine": [
         (1, "LoadImage", {"image": SAMPLE_IMAGE}, {}),
