@@ -30,6 +30,7 @@ from .cache import REPO_ROOT
 
 PACK_DIR_NAME = "comfyui-exvideo"
 MODEL_FOLDERS = ("checkpoints", "exvideo", "loras")
+HARNESS_PACK = pathlib.Path(__file__).resolve().parent / "server_pack"
 STARTUP_TIMEOUT_S = 180
 POLL_INTERVAL_S = 0.1
 
@@ -254,8 +255,11 @@ def installed_pack_dir() -> pathlib.Path:
 
 
 def start_comfy_server(root: pathlib.Path, extra_args=(), timeout: float = STARTUP_TIMEOUT_S,
-                       cpu: bool = True) -> ComfyServer:
-    """Starts ComfyUI on a free loopback port with scratch directories under `root`; returns once it answers."""
+                       cpu: bool = True, harness_nodes: bool = False) -> ComfyServer:
+    """Starts ComfyUI on a free loopback port with scratch directories under `root`; returns once it answers.
+
+    `harness_nodes`: also load `exvideo_harness/server_pack` (a small random SVD MODEL node), from a
+    custom-node folder of this server's own, so the shared custom_nodes/ stays what a user has."""
     installed_pack_dir()
     root.mkdir(parents=True, exist_ok=True)
     # ComfyUI reads --input-directory while importing nodes and refuses a missing --user-directory.
@@ -264,9 +268,16 @@ def start_comfy_server(root: pathlib.Path, extra_args=(), timeout: float = START
         (root / folder).mkdir(parents=True, exist_ok=True)
     model_paths = root / "extra_model_paths.yaml"
     # JSON is YAML, and quotes whatever the scratch path holds.
-    model_paths.write_text(json.dumps({
-        "exvideo_tests": {"base_path": str(root / "models"), "is_default": True, **{name: name for name in MODEL_FOLDERS}},
-    }))
+    paths = {"exvideo_tests": {"base_path": str(root / "models"), "is_default": True,
+                               **{name: name for name in MODEL_FOLDERS}}}
+    if harness_nodes:
+        packs = root / "harness_custom_nodes"
+        packs.mkdir(exist_ok=True)
+        link = packs / "exvideo_harness_nodes"
+        if not link.is_symlink():
+            link.symlink_to(HARNESS_PACK, target_is_directory=True)
+        paths["exvideo_harness"] = {"custom_nodes": str(packs)}
+    model_paths.write_text(json.dumps(paths))
     port = _free_port()
     command = [
         sys.executable, "main.py",

@@ -8,13 +8,20 @@ import pytest
 
 from exvideo_core.video_io import read_audio, read_metadata, read_video, write_mp4
 from exvideo_harness.cache import REPO_ROOT
-from exvideo_harness.comfy_server import ExecutionFailed, ExecutionInterrupted
+from exvideo_harness.comfy_server import ExecutionFailed, ExecutionInterrupted, start_comfy_server
 from exvideo_harness.exvideo_files import FULL, exvideo_checkpoint_path
 from exvideo_harness.svd_checkpoint import svd_xt_checkpoint_path
 
 pytestmark = [pytest.mark.server, pytest.mark.full_size]
 
 SIZE, FRAMES = 128, 4
+
+
+@pytest.fixture(scope="module")
+def comfy_server(module_scratch):
+    """This module's server also loads the harness's small SVD node (exvideo_harness/server_pack)."""
+    with start_comfy_server(module_scratch / "comfy_server", harness_nodes=True) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
@@ -218,7 +225,10 @@ def test_native_sampler_refuses_a_window_or_video_longer_than_the_table(comfy_se
 
 def test_post_tunes_outputs_feed_native_training_nodes(comfy_server, names, sample_image):
     """Post-Tune's loss into Plot Loss Graph; its lora into Save LoRA Weights (the same tensors as Save ExVideo
-    LoRA writes) and into Load LoRA Model on the run's extension (the same video as the trained model)."""
+    LoRA writes) and into Load LoRA Model on the run's extension (the same video as the trained model).
+
+    The wiring does not depend on the UNet's size: it trains and samples the harness's small SVD, with the
+    full-size checkpoint's VAE and CLIP vision (the post-tuning template trains the full-size UNet)."""
     import safetensors.torch
     import torch
     from PIL import Image
@@ -229,20 +239,21 @@ def test_post_tunes_outputs_feed_native_training_nodes(comfy_server, names, samp
     for key in ("3", "4", "6", "7"):
         del prompt[key]
     prompt.update({
+        "small": {"class_type": "ExVideoHarnessSmallSVD", "inputs": {"seed": 0}},
         "frames": {"class_type": "RepeatImageBatch", "inputs": {"image": ["1", 0], "amount": 2}},
         "clips": {"class_type": "ExVideoTrainingClips", "inputs": {
             "vae": ["2", 2], "clip_vision": ["2", 1], "video_folder": "(none)", "frames": 2, "width": SIZE,
             "height": SIZE, "frame_stride": 1, "motion_bucket_id": 127, "images": ["frames", 0]}},
         # Two steps: Plot Loss Graph divides by max - min, zero for a single loss.
         "train": {"class_type": "ExVideoTrain", "inputs": {
-            "model": ["2", 0], "clips": ["clips", 0], "steps": 2, "mode": "lora", "learning_rate": 1e-3,
+            "model": ["small", 0], "clips": ["clips", 0], "steps": 2, "mode": "lora", "learning_rate": 1e-3,
             "lora_rank": 2, "lora_alpha": 2.0, "grad_accumulation": 1, "gradient_checkpointing": True, "seed": 0,
             "run_name": run_name, "resume": False}},
         "plot": {"class_type": "LossGraphNode", "inputs": {"loss": ["train", 2], "filename_prefix": "nodes/loss"}},
         "native_save": {"class_type": "SaveLoRA", "inputs": {"lora": ["train", 3], "prefix": "nodes/native_lora"}},
         "our_save": {"class_type": "ExVideoSaveLoRA", "inputs": {
             "lora": ["train", 3], "filename_prefix": "nodes/our_lora", "dtype": "fp32"}},
-        "apply": {"class_type": "ApplyExVideoWeights", "inputs": {"model": ["2", 0], "exvideo": ["train", 1]}},
+        "apply": {"class_type": "ApplyExVideoWeights", "inputs": {"model": ["small", 0], "exvideo": ["train", 1]}},
         "native_load": {"class_type": "LoraModelLoader", "inputs": {
             "model": ["apply", 0], "lora": ["train", 3], "strength_model": 1.0}},
     })
@@ -251,7 +262,7 @@ def test_post_tunes_outputs_feed_native_training_nodes(comfy_server, names, samp
         prompt[f"latent_{name}"] = {"class_type": "SaveLatent", "inputs": {
             "samples": [f"sample_{name}", 0], "filename_prefix": f"nodes/native_{name}"}}
     try:
-        outputs = comfy_server.client.run(prompt, timeout=1800)
+        outputs = comfy_server.client.run(prompt, timeout=600)
     finally:
         (comfy_server.output_dir / "exvideo_training" / f"{run_name}.state.safetensors").unlink(missing_ok=True)
 
@@ -265,3 +276,40 @@ def test_post_tunes_outputs_feed_native_training_nodes(comfy_server, names, samp
     loaded, trained = (safetensors.torch.load_file(next(nodes.glob(f"native_{name}_*.latent")))["latent_tensor"]
                        for name in ("loaded", "trained"))
     assert (loaded - trained).abs().max() <= 1e-5 * trained.abs().max()
+
+
+@pytest.mark.parametrize("consumer, inputs", [
+    ("SaveLoRA", {"prefix": "nodes/refused_native_lora"}),
+    ("LoraModelLoader", {"model": ["small", 0], "strength_model": 1.0}),
+    ("ExVideoSaveLoRA", {"filename_prefix": "nodes/refused_our_lora", "dtype": "fp16"}),
+])
+def test_full_mode_lora_output_is_refused_by_every_lora_node(comfy_server, names, sample_image, consumer, inputs):
+    """Full mode puts every trained tensor in the extension. Its lora output, passed by the server to native Save
+    LoRA Weights, native Load LoRA Model or our Save ExVideo LoRA, fails naming full mode and writes nothing (a
+    plain {} would have been saved as an empty LoRA). The UNet is the harness's small SVD: full mode at full size
+    needs about 20 GB beside the server's model. The server caches the run, so it trains once for the three."""
+    run_name = "nodes_full_mode"
+    prompt = {
+        "1": {"class_type": "LoadImage", "inputs": {"image": "exvideo_example.png"}},
+        "2": {"class_type": "ImageOnlyCheckpointLoader", "inputs": {"ckpt_name": names["ckpt"]}},
+        "small": {"class_type": "ExVideoHarnessSmallSVD", "inputs": {"seed": 0}},
+        "frames": {"class_type": "RepeatImageBatch", "inputs": {"image": ["1", 0], "amount": 2}},
+        "clips": {"class_type": "ExVideoTrainingClips", "inputs": {
+            "vae": ["2", 2], "clip_vision": ["2", 1], "video_folder": "(none)", "frames": 2, "width": SIZE,
+            "height": SIZE, "frame_stride": 1, "motion_bucket_id": 127, "images": ["frames", 0]}},
+        "train": {"class_type": "ExVideoTrain", "inputs": {
+            "model": ["small", 0], "clips": ["clips", 0], "steps": 1, "mode": "full", "learning_rate": 1e-4,
+            "lora_rank": 2, "lora_alpha": 2.0, "grad_accumulation": 1, "gradient_checkpointing": False, "seed": 0,
+            "run_name": run_name, "resume": False}},
+        "consumer": {"class_type": consumer, "inputs": {"lora": ["train", 3], **inputs}},
+    }
+    if consumer == "LoraModelLoader":  # not an output node: a prompt needs one
+        prompt["save"] = {"class_type": "ModelSave", "inputs": {"model": ["consumer", 0],
+                                                                "filename_prefix": "nodes/refused_model"}}
+    before = sorted(comfy_server.output_dir.rglob("*refused*"))
+    with pytest.raises(ExecutionFailed) as failed:
+        comfy_server.client.run(prompt, timeout=600)
+    assert failed.value.node_type == consumer, failed.value
+    assert "trained in full mode" in failed.value.exception_message, failed.value.exception_message
+    assert sorted(comfy_server.output_dir.rglob("*refused*")) == before == []
+    assert (comfy_server.output_dir / "exvideo_training" / f"{run_name}.state.safetensors").is_file()
