@@ -4,7 +4,9 @@ many prompts in a row.
 Every failure must be a node error that names the cause and the fix, leave
 the server answering and running the next prompt, and write nothing (no
 partial or temporary file, nothing outside the output folder). Bad inputs are
-generated files. Sizes are the smallest the full-size SVD-XT accepts.
+generated files. Sizes are the smallest the full-size SVD-XT accepts; the
+interrupt and save-prefix checks of training, which no UNet size changes,
+train the harness's small SVD.
 """
 
 import asyncio
@@ -24,13 +26,14 @@ import torch
 
 from exvideo_core.safetensors_io import read_header, save
 from exvideo_harness.cache import REPO_ROOT
-from exvideo_harness.comfy_server import ExecutionFailed, ExecutionInterrupted
+from exvideo_harness.comfy_server import ExecutionFailed, ExecutionInterrupted, start_comfy_server
 from exvideo_harness.exvideo_files import FULL, SMALL, exvideo_checkpoint_path, random_exvideo_state_dict
 from exvideo_harness.svd_checkpoint import svd_xt_checkpoint_path
 
 pytestmark = [pytest.mark.server, pytest.mark.full_size]
 
 OUT = "reliability"  # every prompt here writes under output/reliability
+SMALL_SVD = ("small", 0)  # the harness's small SVD UNet, for checks of training that no UNet size changes
 # RSS growth allowed from prompt 4 to prompt 20 of the back-to-back run (the first prompts load the models).
 # Measured on CPU: 13.8 GiB after prompt 1, then 15.4 GiB after every native and 16.4 GiB after every ExVideo
 # prompt, growth 0 MiB.
@@ -88,6 +91,14 @@ def tiny_sd15_checkpoint(path: pathlib.Path) -> pathlib.Path:
 
 
 @pytest.fixture(scope="module")
+def comfy_server(module_scratch):
+    """This module's server also loads the harness's small SVD node (exvideo_harness/server_pack): the
+    interrupt and save checks of training need a trained run, not the full-size UNet's minute per step."""
+    with start_comfy_server(module_scratch / "comfy_server", harness_nodes=True) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
 def files(module_scratch) -> dict[str, pathlib.Path]:
     folder = module_scratch / "bad_inputs"
     folder.mkdir()
@@ -126,11 +137,13 @@ def names(comfy_server, files):
 
 
 def svd(names) -> dict:
-    """The SVD checkpoint, the image and the extension: in every prompt, even where unused, so that the server's
-    cache (which drops the outputs of nodes a prompt lacks) keeps them loaded from one prompt to the next."""
+    """The SVD checkpoint, the image, the extension and the harness's small SVD: in every prompt, even where
+    unused, so that the server's cache (which drops the outputs of nodes a prompt lacks) keeps them loaded from
+    one prompt to the next."""
     return {"ckpt": {"class_type": "ImageOnlyCheckpointLoader", "inputs": {"ckpt_name": names["ckpt"]}},
             "image": {"class_type": "LoadImage", "inputs": {"image": "exvideo_example.png"}},
-            "ext": {"class_type": "ExVideoLoader", "inputs": {"exvideo_name": names["exvideo"], "frames": 0}}}
+            "ext": {"class_type": "ExVideoLoader", "inputs": {"exvideo_name": names["exvideo"], "frames": 0}},
+            "small": {"class_type": "ExVideoHarnessSmallSVD", "inputs": {"seed": 0}}}
 
 
 def exvideo_sampler(model, size=128, frames=2, steps=1, width=None) -> dict:
@@ -410,17 +423,19 @@ def test_interrupt_during_training_keeps_a_resumable_state(comfy_server, names, 
     client = comfy_server.client
     checked_states("interrupted_run")
     state = state_file(comfy_server, "interrupted_run")
-    prompt_id = client.queue_prompt(training_prompt(names, "interrupted_run", 50))
+    # The small SVD takes a fraction of a second per step: enough steps that the interrupt lands mid-run.
+    steps = 5000
+    prompt_id = client.queue_prompt(training_prompt(names, "interrupted_run", steps, model=SMALL_SVD))
     watcher.wait_for_progress(prompt_id, "train", 1, timeout=900)
     client.interrupt(prompt_id)
     with pytest.raises(ExecutionInterrupted):
         client.wait(prompt_id, timeout=600)
     saved = saved_progress(state)
-    assert 1 <= saved["step"] < 50 and len(saved["losses"]) == saved["step"]
+    assert 1 <= saved["step"] < steps and len(saved["losses"]) == saved["step"]
     assert [p.name for p in state.parent.iterdir() if p.name.startswith(".")] == [], "a temporary file was left"
 
     # Resuming runs one more step on top of the saved ones.
-    client.run(training_prompt(names, "interrupted_run", saved["step"] + 1), timeout=900)
+    client.run(training_prompt(names, "interrupted_run", saved["step"] + 1, model=SMALL_SVD), timeout=900)
     resumed = saved_progress(state)
     assert resumed["step"] == saved["step"] + 1 and resumed["losses"][:saved["step"]] == saved["losses"]
 
@@ -444,7 +459,7 @@ def test_save_prefix_cannot_leave_the_output_folder(comfy_server, names, prefix)
 @pytest.mark.parametrize("prefix", ESCAPES)
 def test_lora_save_prefix_cannot_leave_the_output_folder(comfy_server, names, prefix):
     """The trained run is cached by the server, so only the save runs again."""
-    prompt = training_prompt(names, "lora_escape_run", 1)
+    prompt = training_prompt(names, "lora_escape_run", 1, model=SMALL_SVD)
     prompt["save_lora"] = {"class_type": "ExVideoSaveLoRA", "inputs": {
         "lora": ["train", 3], "filename_prefix": prefix, "dtype": "fp16"}}
     before = set(pathlib.Path("/tmp").glob("*escaped*")) | set(comfy_server.output_dir.parent.glob("*escaped*"))
