@@ -109,6 +109,18 @@ GRAPHS = {
         (7, "ExVideoTemporalDecode", {}, {"vae": (2, 2), "samples": (6, 0)}),
         (8, "ExVideoSaveMP4", {"filename_prefix": "ExVideo/256_frames"}, {"images": (7, 0)}),
     ],
+    # 256 frames in one sampling: native Context Windows (Manual) runs the 128-frame extension over
+    # overlapping 128-frame windows, fused at every step (README: Continue Video or native context windows).
+    "exvideo_256_frames_context_windows": [
+        (1, "LoadImage", {"image": SAMPLE_IMAGE}, {}),
+        (2, "ExVideoCheckpointLoader", {"ckpt_name": SVD, "exvideo_name": EXVIDEO}, {}),
+        (3, "ContextWindowsManual", {"context_length": 128, "context_overlap": 32, "dim": 0}, {"model": (2, 0)}),
+        (4, "ExVideoSampler", {"frames": 256},
+         {"model": (3, 0), "clip_vision": (2, 1), "vae": (2, 2), "image": (1, 0)}),
+        (5, "ExVideoLatentPostProcess", {}, {"samples": (4, 0)}),
+        (6, "ExVideoTemporalDecode", {}, {"vae": (2, 2), "samples": (5, 0)}),
+        (7, "ExVideoSaveMP4", {"filename_prefix": "ExVideo/256_frames_windows"}, {"images": (6, 0)}),
+    ],
     # Post-tune on the videos in input/exvideo_training_videos, save the extension, then sample with it.
     "exvideo_post_tuning": [
         (1, "ImageOnlyCheckpointLoader", {"ckpt_name": SVD}, {}),

@@ -26,6 +26,8 @@ SMALL = {
     "ExVideoContinue": {"frames": FRAMES, "overlap_frames": 2, "steps": STEPS},
     "ExVideoTrainingClips": {"frames": FRAMES, "width": SIZE, "height": SIZE},
     "ExVideoTrain": {"steps": STEPS, "mode": "lora", "lora_rank": 4},
+    # Windows shorter than the test video, so that they really run: [0, 1], [1, 2], [2, 3].
+    "ContextWindowsManual": {"context_length": 2, "context_overlap": 1},
 }
 
 

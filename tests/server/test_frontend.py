@@ -44,6 +44,8 @@ SAMPLE_IMAGE = "exvideo_example.png"
 RUN_ELSEWHERE = {"exvideo_post_tuning"}
 # Frames of the video each template writes with SMALL applied.
 EXPECTED_FRAMES = {"exvideo_256_frames_continuation": FRAMES + 2 * (FRAMES - 2)}
+# A line of the server's log each template's run must write.
+EXPECTED_LOG = {"exvideo_256_frames_context_windows": f"Using context windows 2 for {FRAMES} frames"}
 RUN_TIMEOUT_S = 900
 SCREENSHOT_DIR = os.environ.get("EXVIDEO_SCREENSHOT_DIR")
 
@@ -206,6 +208,7 @@ def test_template_runs_from_the_run_button(comfy_server, comfy_page, models, tmp
     frames, fps = read_video(video)
     assert frames.shape == (EXPECTED_FRAMES.get(name, FRAMES), SIZE, SIZE, 3)
     assert fps == pytest.approx(30)
+    assert EXPECTED_LOG.get(name, "") in comfy_server.log_text()
     # What ran is what the graph in the page said, test sizes included.
     ran = client.history(prompt_id)["prompt"][2]
     for node in ran.values():
