@@ -63,14 +63,6 @@ def sample_image(comfy_server):
     shutil.copy(REPO_ROOT / "example_workflows" / "exvideo_example.png", comfy_server.input_dir)
 
 
-def test_loader_apply_weights_sampler_decode_save(comfy_server, names, sample_image):
-    outputs = comfy_server.client.run(generation_prompt(names), timeout=900)
-    (video,) = comfy_server.output_files(outputs)
-    frames, fps = read_video(video)
-    assert frames.shape == (FRAMES, SIZE, SIZE, 3) and fps == pytest.approx(24)
-    assert video.with_suffix(".png").is_file()
-
-
 def test_video_nodes_with_native_ones_audio_and_embedded_workflow(comfy_server, tmp_path):
     """Our Load Video (VideoHelperSuite's options) -> our Save Video with its audio; native Load Video's VIDEO
     -> our Save Video; our VIDEO -> native Save Video. The saved MP4 carries the prompt and the workflow
@@ -136,6 +128,8 @@ def test_too_many_frames_names_the_table_length(comfy_server, names, sample_imag
 
 
 def test_interrupt_mid_sampling_then_the_next_prompt_runs(comfy_server, names, sample_image):
+    """Interrupted while sampling, the server runs the next prompt: loader, Apply ExVideo (weights), sampler,
+    decode and save, the video and its contact sheet written whole."""
     client = comfy_server.client
     prompt_id = client.queue_prompt(generation_prompt(names, steps=200, prefix="nodes/interrupted"))
     deadline = time.monotonic() + 600
@@ -147,7 +141,10 @@ def test_interrupt_mid_sampling_then_the_next_prompt_runs(comfy_server, names, s
     with pytest.raises(ExecutionInterrupted):
         client.wait(prompt_id, timeout=300)
     outputs = client.run(generation_prompt(names, prefix="nodes/after_interrupt"), timeout=900)
-    assert len(comfy_server.output_files(outputs)) == 1
+    (video,) = comfy_server.output_files(outputs)
+    frames, fps = read_video(video)
+    assert frames.shape == (FRAMES, SIZE, SIZE, 3) and fps == pytest.approx(24)
+    assert video.with_suffix(".png").is_file()
 
 
 def _sampling(comfy_server, prompt_id: str) -> bool:
@@ -313,3 +310,45 @@ def test_full_mode_lora_output_is_refused_by_every_lora_node(comfy_server, names
     assert "trained in full mode" in failed.value.exception_message, failed.value.exception_message
     assert sorted(comfy_server.output_dir.rglob("*refused*")) == before == []
     assert (comfy_server.output_dir / "exvideo_training" / f"{run_name}.state.safetensors").is_file()
+
+
+def test_native_load_video_feeds_training_clips_refine_and_continue(comfy_server, names, sample_image, tmp_path):
+    """Native Load Video's VIDEO into the three nodes that take IMAGE or VIDEO: Training Clips trains on it
+    (the harness's small SVD), and the trained model refines it and continues it with it as previous_images."""
+    import safetensors.torch
+    import torch
+
+    source = tmp_path / "native_in.mp4"
+    write_mp4(torch.rand(4, SIZE, SIZE, 3), source, fps=12)
+    shutil.copy(source, comfy_server.input_dir / "native_in.mp4")
+    sampling = {"fps": 12, "motion_bucket_id": 127, "augmentation_level": 0.0, "min_cfg": 1.0, "cfg": 2.0,
+                "steps": 1, "sampler_name": "euler", "scheduler": "karras", "seed": 0}
+    encoders = {"model": ["train", 0], "clip_vision": ["2", 1], "vae": ["2", 2]}
+    prompt = {
+        "video": {"class_type": "LoadVideo", "inputs": {"file": "native_in.mp4"}},
+        "2": {"class_type": "ImageOnlyCheckpointLoader", "inputs": {"ckpt_name": names["ckpt"]}},
+        "small": {"class_type": "ExVideoHarnessSmallSVD", "inputs": {"seed": 0}},
+        "clips": {"class_type": "ExVideoTrainingClips", "inputs": {
+            "vae": ["2", 2], "clip_vision": ["2", 1], "video_folder": "(none)", "frames": 4, "width": SIZE,
+            "height": SIZE, "frame_stride": 1, "motion_bucket_id": 127, "images": ["video", 0]}},
+        "train": {"class_type": "ExVideoTrain", "inputs": {
+            "model": ["small", 0], "clips": ["clips", 0], "steps": 1, "mode": "lora", "learning_rate": 1e-4,
+            "lora_rank": 2, "lora_alpha": 2.0, "grad_accumulation": 1, "gradient_checkpointing": False, "seed": 0,
+            "run_name": "nodes_native_video", "resume": False}},
+        "refine": {"class_type": "ExVideoRefine", "inputs": {
+            **encoders, **sampling, "images": ["video", 0], "width": SIZE, "height": SIZE, "denoise": 0.5,
+            "diffsynth_latent_scale": False}},
+        "continue": {"class_type": "ExVideoContinue", "inputs": {
+            **encoders, **sampling, "previous": ["refine", 0], "frames": 3, "overlap_frames": 1,
+            "previous_images": ["video", 0]}},
+        "save": {"class_type": "SaveLatent", "inputs": {"samples": ["continue", 0],
+                                                        "filename_prefix": "nodes/native_video_continued"}},
+    }
+    try:
+        comfy_server.client.run(prompt, timeout=600)
+    finally:
+        (comfy_server.output_dir / "exvideo_training" / "nodes_native_video.state.safetensors").unlink(missing_ok=True)
+    (saved,) = (comfy_server.output_dir / "nodes").glob("native_video_continued_*.latent")
+    latent = safetensors.torch.load_file(saved)["latent_tensor"]
+    # The 4 refined frames, then the continuation's 3 - 1 new ones.
+    assert latent.shape == (6, 4, SIZE // 8, SIZE // 8) and latent.isfinite().all()
