@@ -220,6 +220,22 @@ def test_native_sampler_refuses_a_window_or_video_longer_than_the_table(comfy_se
     assert expected in failed.value.exception_message and f"only {TABLE}" in failed.value.exception_message
 
 
+def small_svd_training(run_name: str, images: list, frames: int, steps: int = 1, mode: str = "lora",
+                       learning_rate: float = 1e-4, gradient_checkpointing: bool = False) -> dict:
+    """Training Clips of `images` (a link) -> Post-Tune of the harness's small SVD, with the VAE and CLIP
+    vision of the checkpoint loader node "2" that the prompts here all have."""
+    return {
+        "small": {"class_type": "ExVideoHarnessSmallSVD", "inputs": {"seed": 0}},
+        "clips": {"class_type": "ExVideoTrainingClips", "inputs": {
+            "vae": ["2", 2], "clip_vision": ["2", 1], "video_folder": "(none)", "frames": frames, "width": SIZE,
+            "height": SIZE, "frame_stride": 1, "motion_bucket_id": 127, "images": images}},
+        "train": {"class_type": "ExVideoTrain", "inputs": {
+            "model": ["small", 0], "clips": ["clips", 0], "steps": steps, "mode": mode,
+            "learning_rate": learning_rate, "lora_rank": 2, "lora_alpha": 2.0, "grad_accumulation": 1,
+            "gradient_checkpointing": gradient_checkpointing, "seed": 0, "run_name": run_name, "resume": False}},
+    }
+
+
 def test_post_tunes_outputs_feed_native_training_nodes(comfy_server, names, sample_image):
     """Post-Tune's loss into Plot Loss Graph; its lora into Save LoRA Weights (the same tensors as Save ExVideo
     LoRA writes) and into Load LoRA Model on the run's extension (the same video as the trained model).
@@ -236,16 +252,10 @@ def test_post_tunes_outputs_feed_native_training_nodes(comfy_server, names, samp
     for key in ("3", "4", "6", "7"):
         del prompt[key]
     prompt.update({
-        "small": {"class_type": "ExVideoHarnessSmallSVD", "inputs": {"seed": 0}},
         "frames": {"class_type": "RepeatImageBatch", "inputs": {"image": ["1", 0], "amount": 2}},
-        "clips": {"class_type": "ExVideoTrainingClips", "inputs": {
-            "vae": ["2", 2], "clip_vision": ["2", 1], "video_folder": "(none)", "frames": 2, "width": SIZE,
-            "height": SIZE, "frame_stride": 1, "motion_bucket_id": 127, "images": ["frames", 0]}},
         # Two steps: Plot Loss Graph divides by max - min, zero for a single loss.
-        "train": {"class_type": "ExVideoTrain", "inputs": {
-            "model": ["small", 0], "clips": ["clips", 0], "steps": 2, "mode": "lora", "learning_rate": 1e-3,
-            "lora_rank": 2, "lora_alpha": 2.0, "grad_accumulation": 1, "gradient_checkpointing": True, "seed": 0,
-            "run_name": run_name, "resume": False}},
+        **small_svd_training(run_name, ["frames", 0], frames=2, steps=2, learning_rate=1e-3,
+                             gradient_checkpointing=True),
         "plot": {"class_type": "LossGraphNode", "inputs": {"loss": ["train", 2], "filename_prefix": "nodes/loss"}},
         "native_save": {"class_type": "SaveLoRA", "inputs": {"lora": ["train", 3], "prefix": "nodes/native_lora"}},
         "our_save": {"class_type": "ExVideoSaveLoRA", "inputs": {
@@ -289,15 +299,8 @@ def test_full_mode_lora_output_is_refused_by_every_lora_node(comfy_server, names
     prompt = {
         "1": {"class_type": "LoadImage", "inputs": {"image": "exvideo_example.png"}},
         "2": {"class_type": "ImageOnlyCheckpointLoader", "inputs": {"ckpt_name": names["ckpt"]}},
-        "small": {"class_type": "ExVideoHarnessSmallSVD", "inputs": {"seed": 0}},
         "frames": {"class_type": "RepeatImageBatch", "inputs": {"image": ["1", 0], "amount": 2}},
-        "clips": {"class_type": "ExVideoTrainingClips", "inputs": {
-            "vae": ["2", 2], "clip_vision": ["2", 1], "video_folder": "(none)", "frames": 2, "width": SIZE,
-            "height": SIZE, "frame_stride": 1, "motion_bucket_id": 127, "images": ["frames", 0]}},
-        "train": {"class_type": "ExVideoTrain", "inputs": {
-            "model": ["small", 0], "clips": ["clips", 0], "steps": 1, "mode": "full", "learning_rate": 1e-4,
-            "lora_rank": 2, "lora_alpha": 2.0, "grad_accumulation": 1, "gradient_checkpointing": False, "seed": 0,
-            "run_name": run_name, "resume": False}},
+        **small_svd_training(run_name, ["frames", 0], frames=2, mode="full"),
         "consumer": {"class_type": consumer, "inputs": {"lora": ["train", 3], **inputs}},
     }
     if consumer == "LoraModelLoader":  # not an output node: a prompt needs one
@@ -327,14 +330,7 @@ def test_native_load_video_feeds_training_clips_refine_and_continue(comfy_server
     prompt = {
         "video": {"class_type": "LoadVideo", "inputs": {"file": "native_in.mp4"}},
         "2": {"class_type": "ImageOnlyCheckpointLoader", "inputs": {"ckpt_name": names["ckpt"]}},
-        "small": {"class_type": "ExVideoHarnessSmallSVD", "inputs": {"seed": 0}},
-        "clips": {"class_type": "ExVideoTrainingClips", "inputs": {
-            "vae": ["2", 2], "clip_vision": ["2", 1], "video_folder": "(none)", "frames": 4, "width": SIZE,
-            "height": SIZE, "frame_stride": 1, "motion_bucket_id": 127, "images": ["video", 0]}},
-        "train": {"class_type": "ExVideoTrain", "inputs": {
-            "model": ["small", 0], "clips": ["clips", 0], "steps": 1, "mode": "lora", "learning_rate": 1e-4,
-            "lora_rank": 2, "lora_alpha": 2.0, "grad_accumulation": 1, "gradient_checkpointing": False, "seed": 0,
-            "run_name": "nodes_native_video", "resume": False}},
+        **small_svd_training("nodes_native_video", ["video", 0], frames=4),
         "refine": {"class_type": "ExVideoRefine", "inputs": {
             **encoders, **sampling, "images": ["video", 0], "width": SIZE, "height": SIZE, "denoise": 0.5,
             "diffsynth_latent_scale": False}},
