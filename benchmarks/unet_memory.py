@@ -79,7 +79,7 @@ def _side(side: str, chunk: int, dtype, small: bool):
     if side == "diffsynth":
         sgm = {"model." + k: v for k, v in base.model.state_dict().items() if k.startswith("diffusion_model.")}
         del base
-        unet = diffsynth_unet(sgm, extension, share=True).to(dtype)
+        unet = diffsynth_unet(sgm, extension).to(dtype)
 
         def forward(frames):
             (sample,), (image_emb,), timestep = case_inputs(frames, 1, SEED)

@@ -174,10 +174,10 @@ def build_setup(args) -> Setup:
 
         # Taken before any patched clone loads: the base model's own tensors.
         sgm = {"model." + k: v for k, v in base.model.state_dict().items() if k.startswith("diffusion_model.")}
-        # share: no default init of a third UNet; on a CPU in fp32 the very same tensors (in RAM once).
+        # DiffSynth's UNets are built on these very tensors: on a CPU in fp32 the weights are in RAM once.
         for name, ext in (("DiffSynth+ExVideo", extension), ("DiffSynth", None)):
             if name in args.sides:
-                setup.diffsynth[name] = diffsynth_unet(sgm, ext, share=True).to(device=device, dtype=dtype)
+                setup.diffsynth[name] = diffsynth_unet(sgm, ext).to(device=device, dtype=dtype)
     return setup
 
 

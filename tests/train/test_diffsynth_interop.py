@@ -8,8 +8,8 @@ Full-size random SVD-XT (fp32, CPU). The run starts from a random extension shap
 The optimizer step is AdamW's first step (p <- p(1 - lr wd) - lr g / (|g| + eps)), computed without AdamW's two
 state tensors per parameter: for the 835M trained parameters they would take 6.7 GB, which does not fit beside
 the model, the trainer's fp32 masters and the gradients on the 24 GB CPU machine the suite runs on.
-Measured peaks (VmHWM): training 16.3 GB, ComfyUI outputs 15.5 GB, DiffSynth loading the file 19.1 GB; about
-2.5 minutes on 2 CPU cores. Run it under the full-size lock.
+Measured peaks (VmHWM) when the clip was 8 frames: training 16.3 GB, ComfyUI outputs 15.5 GB, DiffSynth loading
+the file 19.1 GB. About 2 minutes on 2 CPU cores. Run it under the full-size lock.
 """
 
 import ctypes
@@ -26,7 +26,7 @@ from exvideo_core import apply_exvideo, load_exvideo
 from exvideo_core.layout import TABLE, TEMPORAL_BLOCKS
 from exvideo_core.train import TrainConfig, Trainer
 from exvideo_core.train.cache import EncodedClip
-from exvideo_harness.diffsynth_reference import diffsynth_unet_forward
+from exvideo_harness.diffsynth_reference import diffsynth_unet_forward, no_random_init
 from exvideo_harness.exvideo_files import FULL, random_exvideo_state_dict
 from exvideo_harness.pack import load_pack_nodes
 from exvideo_harness.svd_models import FULL_UNET_CONFIG, build_svd_model
@@ -110,7 +110,8 @@ def diffsynth_from_file(sgm: dict, path):
                                         model_resource="civitai")
     sgm.clear()  # the base UNet was built on these tensors
     release()
-    manager.load_model(str(path))
+    with no_random_init():  # the patch route builds a new SVDUNet, then loads every tensor over it
+        manager.load_model(str(path))
     assert manager.model_name == ["svd_unet"], "the file patched the base UNet instead of loading beside it"
     unet = manager.fetch_model("svd_unet")
     samples, image_embs, timestep = case_inputs(CLIP_FRAMES, 1, CASE_SEED)
