@@ -82,7 +82,10 @@ class ReflectPaddedConv3d(comfy.ops.manual_cast.Conv3d):
         return self.convolve(self.pad(x))
 
     def pad(self, x: torch.Tensor) -> torch.Tensor:
-        return F.pad(x, (self.reflect_padding,) * 6, mode="reflect")
+        # The block's tokens rearranged to (b c t h w) have channels-last strides, which F.pad keeps, and torch's
+        # CPU conv3d runs that layout with contiguous weights up to twice as slowly as NCDHW at the deep levels
+        # (1280 channels, 2x2, 8 frames: 0.33 s against 0.17 s; 1.5x over a full-size UNet's 16 convs).
+        return F.pad(x.contiguous(), (self.reflect_padding,) * 6, mode="reflect")
 
     def convolve(self, padded: torch.Tensor) -> torch.Tensor:
         """The conv of an already padded input (a chunk cut from `pad(x)` with its halo)."""
