@@ -15,8 +15,9 @@ MODEL the user passed in is never changed:
   context windows, a longer window: each window uses rows 0..length-1).
 
 Training installs its own fp32 tables and convs through the same seam
-(`modules=`) and trains the temporal tensors through weight wrappers, so it
-asks for no "set" patches (`set_patches=False` where it replaces them all).
+(`modules=`) and trains the temporal tensors as the layers' own (full mode)
+or through LoRA weight wrappers, so full mode asks for no "set" patches
+(`set_patches=False`).
 """
 
 from __future__ import annotations
@@ -110,7 +111,7 @@ def apply_exvideo(model: comfy.model_patcher.ModelPatcher, weights: ExVideoWeigh
         made from `weights` in the model's dtype.
     set_patches: whether the extension's temporal tensors become "set" weight
         patches; a caller that supplies every one of them otherwise (a
-        trainer's weight wrappers) turns them off.
+        trainer's own fp32 tensors) turns them off.
     frame_chunk: frames per chunk of the chunked forward (chunking.py):
         None picks one per UNet level where chunking pays (about
         chunking.AUTO_CHUNK_TOKENS tokens a chunk; small videos run whole),

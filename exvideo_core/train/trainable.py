@@ -6,11 +6,16 @@ the MODEL's dtype, and they reach the model only through a clone's patches:
 - the clone is `apply_exvideo(model, weights, modules=...)`: every temporal
   block is an ExVideo block (object patch) around the trainer's own fp32
   position tables and convs, trained in place;
-- each trained temporal tensor is a ComfyUI weight wrapper (the mechanism of
-  comfy_extras/nodes_train.py): `full` replaces the weight with the master
-  copy (so `full` asks for no "set" patches: they would only put a second
-  copy of every trained tensor on the device), `lora` adds ComfyUI's
-  LoraDiff to the extension's weight (its "set" patch).
+- `full`: each trained temporal tensor is the layer's own tensor while the
+  clone is loaded (an object patch, cast by ComfyUI's ops to the activations'
+  dtype). A weight wrapper would do as much, but ComfyUI's ops copy every
+  wrapped weight before its wrappers run (`cast_bias_weight`), so each
+  forward would copy the 833M temporal values only to drop the copy for the
+  master. No "set" patches either: they would only put a second copy of
+  every trained tensor on the device;
+- `lora`: ComfyUI's LoraDiff weight wrapper (the mechanism of
+  comfy_extras/nodes_train.py) adds to the extension's weight (its "set"
+  patch).
 
 So the base MODEL is never written: ComfyUI restores it when the clone is
 unloaded, as after any patched sampling, and a reload mid-run (ComfyUI
@@ -28,25 +33,12 @@ import comfy.utils
 from comfy.weight_adapter import WeightAdapterTrainBase
 
 from .. import layout
+from ..errors import IncompatibleModelError
 from ..layout import CONV_BIAS, CONV_WEIGHT, TABLE, TEMPORAL_BLOCKS
 from ..patch import apply_exvideo
 from ..temporal_block import FramePositionTable, positional_conv
 from ..weights import ExVideoWeights, from_state_dict
 from . import lora as lora_lib
-
-
-class MasterWeight(WeightAdapterTrainBase):
-    """A weight wrapper that replaces the model's tensor by a trained fp32 one, cast to the compute dtype."""
-
-    def __init__(self, value: torch.Tensor):
-        super().__init__()
-        self.weight = torch.nn.Parameter(value.detach().to(torch.float32, copy=True))
-
-    def __call__(self, weight: torch.Tensor) -> torch.Tensor:
-        return self.weight.to(dtype=weight.dtype, device=weight.device)
-
-    def passive_memory_usage(self) -> int:
-        return self.weight.numel() * self.weight.element_size()
 
 
 def _autograd_copy(tensor: torch.Tensor) -> torch.Tensor:
@@ -104,18 +96,41 @@ class TrainableExtension:
 
     def _weight_wrappers(self) -> dict[str, WeightAdapterTrainBase]:
         """Model weight key -> the wrapper that trains it."""
-        raise NotImplementedError
+        return {}
+
+    def _layer_tensors(self) -> dict[str, torch.nn.Parameter]:
+        """Model key -> the trained tensor that is the layer's own while the clone is loaded."""
+        return {}
+
+    def check(self, model: comfy.model_patcher.ModelPatcher) -> None:
+        """Raise IncompatibleModelError if `model` has weight patches (a LoRA, a merge) on a tensor that is
+        trained as the layer's own: ComfyUI would compute them into a new tensor that replaces the trained
+        one, and training would never reach it."""
+        patched = sorted(self._layer_tensors().keys() & model.patches.keys())
+        if patched:
+            raise IncompatibleModelError(
+                f"this MODEL has weight patches (a LoRA or merge) on {len(patched)} of the temporal tensors that "
+                f"{self.mode}-mode post-tuning trains, e.g. {patched[0]}; connect the MODEL without them "
+                f"(straight from the checkpoint loader), or use mode 'lora'")
 
     def patch(self, model: comfy.model_patcher.ModelPatcher) -> comfy.model_patcher.ModelPatcher:
         """A clone of `model` that computes with the trained tensors."""
+        self.check(model)
         modules = {block: (self.tables[block], self.convs[block]) for block in TEMPORAL_BLOCKS}
         patched = apply_exvideo(model, self.start, modules=modules, set_patches=self.set_patches)
-        wrappers = self._weight_wrappers()
+        wrappers, replaced = self._weight_wrappers(), self._layer_tensors()
         for key in layer_tensor_keys(model):
-            if key not in wrappers and comfy.utils.get_attr(model.model, key).is_inference():
+            if key not in wrappers and key not in replaced and comfy.utils.get_attr(model.model, key).is_inference():
                 patched.add_weight_wrapper(key, _autograd_copy)
         for key, wrapper in wrappers.items():
             patched.add_weight_wrapper(key, wrapper)
+        for key, tensor in replaced.items():
+            patched.add_object_patch(key, tensor)
+        if replaced and patched.model.manual_cast_dtype is None and patched.model_dtype() != torch.float32:
+            # ComfyUI's ops compute with a layer's tensors as they are unless told to cast them: in a
+            # half-precision UNet the fp32 masters are cast to its dtype on the fly, as under mixed precision
+            # (set_model_compute_dtype), and unloading restores the layers' casting flags.
+            patched.force_cast_weights = True
         return patched
 
     def weights(self, values: Mapping[str, torch.Tensor] | None = None) -> ExVideoWeights:
@@ -138,14 +153,15 @@ class FullTemporal(TrainableExtension):
 
     def __init__(self, weights: ExVideoWeights, device: torch.device):
         super().__init__(weights, device)
-        self.masters = {key: MasterWeight(value).to(device) for key, value in weights.temporal_tensors()}
+        self.masters = {key: torch.nn.Parameter(value.detach().to(device, torch.float32, copy=True))
+                        for key, value in weights.temporal_tensors()}
 
     def parameters(self) -> dict[str, torch.nn.Parameter]:
-        named = {key: master.weight for key, master in self.masters.items()}
+        named = dict(self.masters)
         named.update(self._position_parameters())
         return dict(sorted(named.items()))
 
-    def _weight_wrappers(self) -> dict[str, WeightAdapterTrainBase]:
+    def _layer_tensors(self) -> dict[str, torch.nn.Parameter]:
         return dict(self.masters)
 
     def weights(self, values: Mapping[str, torch.Tensor] | None = None) -> ExVideoWeights:

@@ -102,6 +102,7 @@ class Trainer:
                 weights = weights.extend(num_frames)
             self.device = model.load_device
             self.trainable = _trainable(config, weights, lora, self.device)
+            self.trainable.check(model)
             self.parameters = self.trainable.parameters()
             for parameter in self.parameters.values():
                 parameter.requires_grad_(True)

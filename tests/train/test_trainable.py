@@ -1,11 +1,24 @@
 """What a post-tuning run trains, and the clone it trains through (small random SVD)."""
 
+import math
+
 import pytest
 import torch
 
-from exvideo_core.train.trainable import FullTemporal, MasterWeight, TemporalLoRA
+import comfy.utils
+
+from exvideo_core.errors import IncompatibleModelError
+from exvideo_core.train import TrainConfig, Trainer
+from exvideo_core.train.trainable import FullTemporal, TemporalLoRA
+from exvideo_harness.svd_models import SMALL_UNET_CONFIG, build_svd_model
+from exvideo_harness.train_data import training_clips
 
 pytestmark = pytest.mark.usefixtures("unload_after")
+
+
+@pytest.fixture(scope="module")
+def clips():
+    return training_clips()
 
 
 def test_training_installs_its_modules_through_the_same_seam_without_set_patches(base, weights):
@@ -21,11 +34,31 @@ def test_training_installs_its_modules_through_the_same_seam_without_set_patches
     assert full_clone.get_attachment("exvideo").num_frames == 32
 
 
-@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
-def test_a_master_weight_is_fp32_and_computes_in_the_layers_dtype(dtype):
-    value = torch.randn(3, 3, dtype=dtype)
-    master = MasterWeight(value)
-    assert master.weight.dtype == torch.float32 and master.weight.requires_grad
-    out = master(torch.zeros(3, 3, dtype=dtype))
-    assert out.dtype == dtype and torch.equal(out, value)
-    assert master.passive_memory_usage() == 9 * 4
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_full_mode_layers_compute_with_the_masters_themselves(clips, dtype):
+    """No weight wrapper on a trained tensor: ComfyUI's ops copy every wrapped weight before the wrapper runs,
+    which for the fp32 masters meant a copy of each temporal layer per forward, dropped unused."""
+    model = build_svd_model(SMALL_UNET_CONFIG, seed=0, dtype=dtype)
+    trainer = Trainer(model, clips, TrainConfig(steps=1, mode="full"))
+    masters = trainer.trainable.masters
+    with trainer.training_model() as patched:
+        for key, master in masters.items():
+            module = comfy.utils.get_attr(patched.model, key.rsplit(".", 1)[0])
+            assert comfy.utils.get_attr(patched.model, key) is master and master.dtype == torch.float32, key
+            assert not module.weight_function and not module.bias_function, key
+            assert module.comfy_cast_weights == (dtype != torch.float32), key  # bf16: masters cast on the fly
+    # Unloaded, the MODEL has its own tensors and casting flags back.
+    for key, master in masters.items():
+        layer_tensor = comfy.utils.get_attr(model.model, key)
+        assert layer_tensor is not master and layer_tensor.dtype == dtype, key
+        assert not comfy.utils.get_attr(model.model, key.rsplit(".", 1)[0]).comfy_cast_weights, key
+    assert math.isfinite(trainer.train().losses[0])
+
+
+def test_full_mode_refuses_a_model_with_patches_on_the_trained_tensors(base, weights, clips):
+    key = next(key for key, _ in weights.temporal_tensors())
+    lora_model = base.clone()
+    lora_model.add_patches({key: ("diff", (torch.zeros_like(comfy.utils.get_attr(base.model, key)),))})
+    with pytest.raises(IncompatibleModelError, match=f"weight patches .* on 1 of the temporal tensors .*{key}"):
+        Trainer(lora_model, clips, TrainConfig(steps=1, mode="full"), weights=weights)
+    Trainer(lora_model, clips, TrainConfig(steps=1, mode="lora"), weights=weights)  # LoRA mode adds on top
