@@ -23,7 +23,9 @@ SMALL = {
     "SVD_img2vid_Conditioning": {"width": SIZE, "height": SIZE, "video_frames": FRAMES},
     "KSampler": {"steps": STEPS},
     "ExVideoRefine": {"width": SIZE, "height": SIZE, "steps": STEPS},
-    "ExVideoContinue": {"frames": FRAMES, "overlap_frames": 2, "steps": STEPS},
+    # Each clip adds one frame: every frame costs seconds in the full-size VAE, which decodes the last frame
+    # of the video so far (with its context) before each clip and the whole video at the end.
+    "ExVideoContinue": {"frames": FRAMES - 1, "overlap_frames": FRAMES - 2, "steps": STEPS},
     "ExVideoTrainingClips": {"frames": FRAMES, "width": SIZE, "height": SIZE},
     "ExVideoTrain": {"steps": STEPS, "mode": "lora", "lora_rank": 4},
     # Windows shorter than the test video, so that they really run: [0, 1], [1, 2], [2, 3].

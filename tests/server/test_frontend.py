@@ -43,7 +43,9 @@ SAMPLE_IMAGE = "exvideo_example.png"
 # runs it through the API on a server of its own.
 RUN_ELSEWHERE = {"exvideo_post_tuning"}
 # Frames of the video each template writes with SMALL applied.
-EXPECTED_FRAMES = {"exvideo_256_frames_continuation": FRAMES + 2 * (FRAMES - 2)}
+_CONTINUE = SMALL["ExVideoContinue"]
+EXPECTED_FRAMES = {"exvideo_256_frames_continuation":
+                   FRAMES + 2 * (_CONTINUE["frames"] - _CONTINUE["overlap_frames"])}
 # A line of the server's log each template's run must write.
 EXPECTED_LOG = {"exvideo_256_frames_context_windows": f"Using context windows 2 for {FRAMES} frames"}
 RUN_TIMEOUT_S = 900
