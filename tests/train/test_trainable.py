@@ -11,14 +11,8 @@ from exvideo_core.errors import IncompatibleModelError
 from exvideo_core.train import TrainConfig, Trainer
 from exvideo_core.train.trainable import FullTemporal, TemporalLoRA
 from exvideo_harness.svd_models import SMALL_UNET_CONFIG, build_svd_model
-from exvideo_harness.train_data import training_clips
 
 pytestmark = pytest.mark.usefixtures("unload_after")
-
-
-@pytest.fixture(scope="module")
-def clips():
-    return training_clips()
 
 
 def test_training_installs_its_modules_through_the_same_seam_without_set_patches(base, weights):

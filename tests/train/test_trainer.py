@@ -20,7 +20,7 @@ from exvideo_core.train import (DatasetError, TrainConfig, Trainer, TrainingDive
                                 load_state, merge_lora)
 from exvideo_core.train import trainer as trainer_module
 from exvideo_harness.svd_models import SMALL_UNET_CONFIG, apply_model_direct, build_svd_model
-from exvideo_harness.train_data import CLIP_FRAMES, training_clips
+from exvideo_harness.train_data import CLIP_FRAMES
 
 pytestmark = pytest.mark.usefixtures("unload_after")
 
@@ -28,11 +28,6 @@ HELD_OUT = {"sigmas": [0.3, 3.0], "seed": 1234}
 FULL = TrainConfig(steps=4, learning_rate=1e-3, warmup_steps=2, ema_decay=0.9, gradient_checkpointing=False, seed=3)
 LORA = TrainConfig(steps=4, mode="lora", lora_rank=4, lora_alpha=4.0, learning_rate=1e-2,
                    gradient_checkpointing=False, seed=3)
-
-
-@pytest.fixture(scope="module")
-def clips():
-    return list(training_clips())
 
 
 def _snapshot(model) -> dict[str, torch.Tensor]:
