@@ -15,7 +15,7 @@ import comfy.model_management
 from exvideo_core import apply_exvideo, load_exvideo
 from exvideo_harness.diffsynth_reference import diffsynth_unet, diffsynth_unet_forward
 from exvideo_harness.exvideo_files import FULL, random_exvideo_state_dict
-from exvideo_harness.svd_models import FULL_UNET_CONFIG, build_svd_model
+from exvideo_harness.svd_checkpoint import full_size_svd_model
 from exvideo_harness.unet_cases import AUGMENTATION, FPS, MOTION, TOLERANCE, case_inputs, comfy_outputs
 
 pytestmark = pytest.mark.full_size
@@ -40,7 +40,7 @@ CHUNKED = f"exvideo-T4-chunk{CHUNK}"
 def outputs():
     """Both implementations on every case, one after the other to bound peak memory."""
     extension = random_exvideo_state_dict(NUM_FRAMES, seed=1, **FULL)
-    base = build_svd_model(FULL_UNET_CONFIG, seed=0)
+    base = full_size_svd_model()
     patched = apply_exvideo(base, load_exvideo(extension))
     ours = {}
     for name, use_exvideo, frames, videos, seed in CASES:

@@ -21,7 +21,7 @@ from exvideo_core import apply_exvideo, load_exvideo
 from exvideo_core.sampling import SamplingSettings, sample_video
 from exvideo_harness.diffsynth_reference import diffsynth_unet
 from exvideo_harness.exvideo_files import FULL, random_exvideo_state_dict
-from exvideo_harness.svd_models import FULL_UNET_CONFIG, build_svd_model
+from exvideo_harness.svd_checkpoint import full_size_svd_model
 
 pytestmark = pytest.mark.full_size
 
@@ -55,7 +55,7 @@ def inputs():
 @pytest.fixture(scope="module")
 def results(inputs):
     extension = random_exvideo_state_dict(16, seed=4, **FULL)
-    base = build_svd_model(FULL_UNET_CONFIG, seed=0)
+    base = full_size_svd_model()
     model = apply_exvideo(base, load_exvideo(extension))
 
     extra = {"motion_bucket_id": MOTION, "fps": FPS, "augmentation_level": AUGMENTATION}

@@ -29,7 +29,7 @@ from exvideo_core.train.cache import EncodedClip
 from exvideo_harness.diffsynth_reference import diffsynth_unet_forward, no_random_init
 from exvideo_harness.exvideo_files import FULL, random_exvideo_state_dict
 from exvideo_harness.pack import load_pack_nodes
-from exvideo_harness.svd_models import FULL_UNET_CONFIG, build_svd_model
+from exvideo_harness.svd_checkpoint import full_size_svd_model
 from exvideo_harness.unet_cases import AUGMENTATION, FPS, MOTION, TOLERANCE, case_inputs, comfy_outputs
 
 pytestmark = pytest.mark.full_size
@@ -67,7 +67,7 @@ def results(module_scratch):
     """Train, save, run ComfyUI; then load the file into DiffSynth and run it; one phase at a time for memory."""
     output = module_scratch / "output"
     output.mkdir()
-    base = build_svd_model(FULL_UNET_CONFIG, seed=0)
+    base = full_size_svd_model()
     start = load_exvideo(random_exvideo_state_dict(NUM_FRAMES, seed=1, dtype=torch.float16, **FULL))
     g = torch.Generator().manual_seed(0)
     clip = EncodedClip("random", torch.randn(CLIP_FRAMES, 4, LATENT, LATENT, generator=g),
