@@ -1,7 +1,7 @@
 """AdamW over the trained tensors, its state sharded across the processes of a torchrun (ZeRO stage 1).
 
     optimizer = adamw(parameters, config)         # torch's ZeroRedundancyOptimizer when there are processes
-    state = full_state(optimizer, parameters)     # collective: {name: {step, exp_avg, exp_avg_sq}} on process 0
+    state = full_state(optimizer, parameters, device)  # collective: {name: {step, exp_avg, exp_avg_sq}} on process 0
     load_full_state(optimizer, parameters, state)  # every process keeps the part of a saved state it owns
 
 Why ZeroRedundancyOptimizer and not FSDP: the trained tensors are fp32
@@ -49,19 +49,28 @@ def sharded(optimizer: torch.optim.Optimizer) -> bool:
     return isinstance(optimizer, ZeroRedundancyOptimizer)
 
 
-def full_state(optimizer: torch.optim.Optimizer,
-               parameters: Mapping[str, torch.Tensor]) -> dict[str, dict[str, torch.Tensor]] | None:
+def full_state(optimizer: torch.optim.Optimizer, parameters: Mapping[str, torch.Tensor],
+               device: torch.device) -> dict[str, dict[str, torch.Tensor]] | None:
     """The whole optimizer state by trained tensor name on process 0, None on the others.
 
     Sharded, this is a collective (every process sends its share to process
-    0): all processes must call it at the same step.
+    0, in buckets): all processes must call it at the same step. Not
+    ZeroRedundancyOptimizer.consolidate_state_dict, which pickles and
+    broadcasts each tensor's state to every process, two collectives a tensor.
     """
-    if sharded(optimizer):
-        optimizer.consolidate_state_dict(to=0)
-        if distributed.rank_and_world()[0] != 0:
-            return None
-    names = list(parameters)  # state_dict indexes the tensors in the order the optimizer was given them
-    return {names[index]: dict(fields) for index, fields in optimizer.state_dict()["state"].items() if fields}
+    if not sharded(optimizer):
+        names = list(parameters)  # state_dict indexes the tensors in the order the optimizer was given them
+        return {names[index]: dict(fields) for index, fields in optimizer.state_dict()["state"].items() if fields}
+    name_of = {id(tensor): name for name, tensor in parameters.items()}
+    shard = {(name_of[id(tensor)], field): value
+             for tensor, fields in optimizer.optim.state.items() for field, value in fields.items()}
+    gathered = distributed.gather_to_first(shard, device)
+    if gathered is None:
+        return None
+    state: dict[str, dict[str, torch.Tensor]] = {name: {} for name in parameters}
+    for (name, field), value in gathered.items():
+        state[name][field] = value
+    return {name: fields for name, fields in state.items() if fields}
 
 
 def load_full_state(optimizer: torch.optim.Optimizer, parameters: Mapping[str, torch.Tensor],

@@ -301,7 +301,7 @@ class Trainer:
     def save_state(self, path: str | os.PathLike) -> None:
         """Write the resumable state. In a distributed run every process must call it at the same step (the
         optimizer's shards are gathered on process 0, which alone writes); it returns once the file is written."""
-        optimizer = optimizers.full_state(self.optimizer, self.parameters)
+        optimizer = optimizers.full_state(self.optimizer, self.parameters, self.device)
         if distributed.rank_and_world()[0] == 0:
             weights = self.trainable.weights()
             save_state(TrainState(

@@ -19,10 +19,17 @@ from exvideo_core.train import distributed
 cpu = torch.device("cpu")
 with distributed.process_group(cpu):
     rank, world = distributed.rank_and_world()
-    grad = torch.nn.Parameter(torch.zeros(2)); grad.grad = torch.full((2,), float(rank + 1))
-    distributed.average_gradients([grad])
-    start = torch.full((3,), float(rank))
-    distributed.broadcast_parameters([start])
+    distributed.BUCKET_BYTES = 16  # several buckets: a lone tensor, mixed dtypes, a non-contiguous one
+    grads = [torch.nn.Parameter(torch.zeros(shape, dtype=dtype)) for shape, dtype in
+             [((2,), torch.float32), ((3, 2), torch.float32), ((5,), torch.float64), ((1,), torch.float32)]]
+    for i, p in enumerate(grads):
+        p.grad = torch.full(p.shape[::-1], float(rank + 1) * (i + 1), dtype=p.dtype).T
+    distributed.average_gradients(grads)
+    start = [torch.full((3,), float(rank)), torch.full((2, 3), float(rank), dtype=torch.float64).T, torch.tensor(rank)]
+    distributed.broadcast_parameters(start)
+    gathered = distributed.gather_to_first({("t", rank): torch.arange(3 + rank, dtype=torch.float64) * (rank + 1),
+                                            ("step", rank): torch.tensor(float(rank)), ("big", rank): torch.ones(9)},
+                                           cpu)
     try:
         distributed.check_same("data fingerprint", f"clips-{rank}", cpu)
         differs = None
@@ -30,8 +37,9 @@ with distributed.process_group(cpu):
         differs = str(error)
     distributed.check_same("parameter digest", "same", cpu)
     print(json.dumps({"rank": rank, "world": world, "mean": distributed.mean(float(rank), cpu),
-                      "any": distributed.any_true(rank == 1, cpu), "grad": grad.grad.tolist(),
-                      "start": start.tolist(), "differs": differs}))
+                      "any": distributed.any_true(rank == 1, cpu), "grads": [p.grad.flatten().tolist() for p in grads],
+                      "start": [t.flatten().tolist() for t in start], "differs": differs,
+                      "gathered": gathered and {repr(k): v.tolist() for k, v in gathered.items()}}))
 """
 
 
@@ -59,8 +67,12 @@ def test_two_gloo_processes_agree():
     for result in _two_processes(WORKER):
         assert result["world"] == 2
         assert result["mean"] == 0.5 and result["any"] is True
-        assert result["grad"] == [1.5, 1.5]  # (1 + 2) / 2
-        assert result["start"] == [0.0, 0.0, 0.0]  # process 0's tensors everywhere
+        # Tensor i's gradient is (i + 1) * (rank + 1) on each process: averaged, 1.5 * (i + 1).
+        assert result["grads"] == [[1.5] * 2, [3.0] * 6, [4.5] * 5, [6.0]]
+        assert result["start"] == [[0.0] * 3, [0.0] * 6, [0]]  # process 0's tensors everywhere
+        expected = {repr(("t", r)): [float(i * (r + 1)) for i in range(3 + r)] for r in (0, 1)}
+        expected.update({repr(("step", r)): float(r) for r in (0, 1)} | {repr(("big", r)): [1.0] * 9 for r in (0, 1)})
+        assert result["gathered"] == (expected if result["rank"] == 0 else None)
         assert "data fingerprint differs between the 2 training processes" in result["differs"]
 
 
