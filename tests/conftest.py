@@ -27,6 +27,7 @@ if not torch.cuda.is_available():
 
 # The harness imports comfy.model_management: only after the device is chosen.
 from exvideo_core import load_exvideo  # noqa: E402
+from exvideo_harness.cache import empty_scratch  # noqa: E402
 from exvideo_harness.clip_vision import StubClipVision  # noqa: E402
 from exvideo_harness.exvideo_files import SMALL, random_exvideo_state_dict  # noqa: E402
 from exvideo_harness.svd_models import SMALL_UNET_CONFIG, build_svd_model  # noqa: E402
@@ -54,20 +55,10 @@ def _release_models_after_module():
 
 @pytest.fixture(scope="module")
 def module_scratch(tmp_path_factory, request) -> pathlib.Path:
-    """A folder for the files one module's tests share, emptied (all but *.log) when the module ends.
-
-    pytest keeps module-scoped folders until the session ends, and full-size
-    training states and server outputs would pile up to tens of GB on the
-    machine that CI shares with the developer.
-    """
+    """A folder for the files one module's tests share, emptied (all but *.log) when the module ends."""
     root = tmp_path_factory.mktemp(request.module.__name__.rpartition(".")[2])
     yield root
-    for path in sorted(root.rglob("*"), key=lambda p: len(p.parts), reverse=True):
-        if path.is_symlink() or path.is_file():
-            if path.suffix != ".log":
-                path.unlink()
-        elif path.is_dir() and not any(path.iterdir()):
-            path.rmdir()
+    empty_scratch(root)
 
 
 # The small random models and extensions the tests share; a module that needs

@@ -8,7 +8,7 @@ import pytest
 
 from exvideo_core.video_io import read_audio, read_metadata, read_video, write_mp4
 from exvideo_harness.cache import REPO_ROOT
-from exvideo_harness.comfy_server import ExecutionFailed, ExecutionInterrupted, start_comfy_server
+from exvideo_harness.comfy_server import ExecutionFailed, ExecutionInterrupted
 from exvideo_harness.exvideo_files import FULL, exvideo_checkpoint_path
 from exvideo_harness.svd_checkpoint import svd_xt_checkpoint_path
 
@@ -18,19 +18,12 @@ SIZE, FRAMES = 128, 4
 
 
 @pytest.fixture(scope="module")
-def comfy_server(module_scratch):
-    """This module's server also loads the harness's small SVD node (exvideo_harness/server_pack)."""
-    with start_comfy_server(module_scratch / "comfy_server", harness_nodes=True) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
 def names(comfy_server, module_scratch):
     install = comfy_server.install_model
     bad = module_scratch / "bad_models"
     bad.mkdir()
     (bad / "random_bytes.safetensors").write_bytes(bytes(range(256)) * 40)
-    yield {
+    return {
         "ckpt": install("checkpoints", svd_xt_checkpoint_path(), "svd_xt.safetensors"),
         "exvideo": install("exvideo", exvideo_checkpoint_path(16, FULL), "ExVideo-SVD-128f-v1.safetensors"),
         "exvideo_short": install("exvideo", exvideo_checkpoint_path(TABLE, FULL),
@@ -38,7 +31,6 @@ def names(comfy_server, module_scratch):
         "svd_in_exvideo_slot": install("exvideo", svd_xt_checkpoint_path(), "svd_xt_misplaced.safetensors"),
         "random_bytes": install("exvideo", bad / "random_bytes.safetensors"),
     }
-    comfy_server.client.free_memory()
 
 
 def generation_prompt(names: dict, steps: int = 2, frames: int = FRAMES, prefix: str = "nodes/video") -> dict:

@@ -27,7 +27,7 @@ import torch
 
 from exvideo_core.safetensors_io import read_header, save
 from exvideo_harness.cache import REPO_ROOT
-from exvideo_harness.comfy_server import ExecutionFailed, ExecutionInterrupted, start_comfy_server
+from exvideo_harness.comfy_server import ExecutionFailed, ExecutionInterrupted
 from exvideo_harness.exvideo_files import FULL, SMALL, exvideo_checkpoint_path, random_exvideo_state_dict
 from exvideo_harness.svd_checkpoint import svd_xt_checkpoint_path
 from exvideo_harness.svd_models import SMALL_UNET_CONFIG
@@ -92,14 +92,6 @@ def tiny_sd15_checkpoint(path: pathlib.Path) -> pathlib.Path:
     randomize_(unet, seed=0)
     save({f"model.diffusion_model.{k}": v.half() for k, v in unet.state_dict().items()}, path)
     return path
-
-
-@pytest.fixture(scope="module")
-def comfy_server(module_scratch):
-    """This module's server also loads the harness's small SVD node (exvideo_harness/server_pack): the
-    interrupt and save checks of training need a trained run, not the full-size UNet's minute per step."""
-    with start_comfy_server(module_scratch / "comfy_server", harness_nodes=True) as server:
-        yield server
 
 
 @pytest.fixture(scope="module")
