@@ -10,7 +10,7 @@ the outputs each template promises. No test puts the example image into
 input/: the server starts with an empty one and the pack puts it there when it
 loads, as for a user who has just installed it. This is the one end-to-end run
 of every shipped template but post-tuning (an API-only run of each would
-prove a subset); tests/server/test_workflows.py runs that one.
+prove a subset); tests/server/shared/test_workflows.py runs that one.
 
     EXVIDEO_SCREENSHOT_DIR=docs/screenshots   also writes the fitted-graph PNGs
                                               there (scripts/screenshots.sh)
@@ -39,8 +39,8 @@ THUMBNAIL_WIDTH = 512  # scripts/build_workflows.py
 TEST_SIZE_LIMITS = {"steps": 8, "frames": 16, "video_frames": 16, "length": 16}
 SAMPLE_IMAGE = "exvideo_example.png"
 # Run end to end elsewhere. Post-tuning trains the full-size UNet: after this module's runs, beside the
-# browser, its server outgrew 24 GB (killed by the OOM killer in CI), so tests/server/test_workflows.py
-# runs it through the API on a server of its own.
+# browser, its server outgrew 24 GB (killed by the OOM killer in CI), so tests/server/shared/test_workflows.py
+# runs it through the API on the shared server, with no browser.
 RUN_ELSEWHERE = {"exvideo_post_tuning"}
 # Frames of the video each template writes with SMALL applied.
 _CONTINUE = SMALL["ExVideoContinue"]

@@ -7,7 +7,7 @@ partial or temporary file, nothing outside the output folder). Bad inputs are
 generated files. Sizes are the smallest the full-size SVD-XT accepts; the
 divergence, interrupt and save-prefix checks of training, which no UNet size
 changes, train the harness's small SVD (the post-tuning template trains the
-full-size one, tests/server/test_workflows.py).
+full-size one, tests/server/shared/test_workflows.py).
 """
 
 import asyncio

@@ -1,9 +1,10 @@
-"""The post-tuning template end to end through the API, on a server of its own (small sizes, random weights).
+"""The post-tuning template end to end through the API (small sizes, random weights).
 
 tests/server/test_frontend.py runs every other template from the browser's Run
 button. This one trains the full-size UNet, which after that module's runs,
-beside the browser, outgrew a 24 GB machine. It runs as saved but for SMALL
-(sizes and steps), on a video folder put into input/ as a user would.
+beside the browser, outgrew a 24 GB machine; here it runs on the shared server
+(conftest.py), with no browser. It runs as saved but for SMALL (sizes and
+steps), on a video folder put into input/ as a user would.
 """
 
 import math
