@@ -10,10 +10,9 @@
 # Stages (each prints time and peak memory, torch.cuda.max_memory_allocated above the resident weights, as ratios):
 #   1. UNet step at 512x512, 128 frames: ours chunked (apply_exvideo's automatic frame_chunk) and unchunked
 #      (frame_chunk=0) vs DiffSynth's SVDUNet with ExVideo, native ComfyUI, and cond+uncond in one forward;
-#      PyTorch SDPA attention on every side.
-#   2. The refine step at 1024x1024, 128 frames: ours chunked and unchunked vs DiffSynth.
+#      ours chunked with the skip stack in host memory (skips_on_host); PyTorch SDPA attention on every side.
+#   2. The refine step at 1024x1024, 128 frames: ours chunked, unchunked and with skips on host vs DiffSynth.
 #   3. Decode of 128 frames at 512x512: ours (overlapped temporal windows), DiffSynth's decode_video, native VAE.decode.
-# Keeping the skip stack in host memory is not an option of this checkout's chunked forward, so no stage measures it.
 # A stage that fails is reported and the next one runs; the exit status is that of the last failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -21,13 +20,14 @@ PYTHON=${PYTHON:-.venv/bin/python}
 
 if [[ "${EXVIDEO_BENCH_TOY:-0}" == 1 ]]; then
     SIZE="toy sizes, CPU"
-    STEP=(--toy --frames 4 --latent 16 --rounds 1 --frame-chunk auto 0 2)
-    REFINE=(--toy --frames 2 --latent 32 --rounds 1 --frame-chunk auto 0 1 --sides ours)
+    STEP=(--toy --frames 4 --latent 16 --rounds 1 --frame-chunk auto 0 2 --skips-on-host)
+    REFINE=(--toy --frames 2 --latent 32 --rounds 1 --frame-chunk auto 0 1 --skips-on-host --sides ours)
     DECODE=(--height 32 --width 32 --frames 2 --channels 32 --methods ours native)
 else
     SIZE="real sizes, fp16"
-    STEP=(--frames 128 --latent 64 --dtype float16 --rounds 3 --warmup 1 --frame-chunk auto 0 --batched)
-    REFINE=(--frames 128 --latent 128 --dtype float16 --rounds 3 --warmup 1 --frame-chunk auto 0
+    STEP=(--frames 128 --latent 64 --dtype float16 --rounds 3 --warmup 1 --frame-chunk auto 0 --batched
+          --skips-on-host)
+    REFINE=(--frames 128 --latent 128 --dtype float16 --rounds 3 --warmup 1 --frame-chunk auto 0 --skips-on-host
             --sides ours DiffSynth+ExVideo)
     DECODE=(--height 512 --width 512 --frames 128 --dtype float16)
     # Native TorchCompileModel (inductor) as one more side of stage 1; compiling adds minutes, so only on request.

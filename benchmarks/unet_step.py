@@ -28,6 +28,7 @@ Options that try what the host offers (each keeps parity, see tests/core):
                    its input channels_last, then rounds against DiffSynth again
   --compile        native TorchCompileModel (inductor) on the patched MODEL, as one more side
   --frame-chunk    ours at these chunk sizes (auto: apply_exvideo's default; 0: unchunked)
+  --skips-on-host  ours (first chunk size) with the UNet's skip stack in host memory, as one more side
   --profile        after the rounds, where the time goes (benchmarks/profile_unet.py)
 """
 
@@ -139,11 +140,11 @@ def loader(patcher) -> Callable[[], None]:
     return lambda: comfy.model_management.load_models_gpu([patcher])
 
 
-def patch(base, weights, frame_chunk: str):
+def patch(base, weights, frame_chunk: str, skips_on_host: bool = False):
     """The patched clone for one --frame-chunk value ('auto': apply_exvideo's own default)."""
     if frame_chunk == "auto":
-        return apply_exvideo(base, weights)
-    return apply_exvideo(base, weights, frame_chunk=int(frame_chunk))
+        return apply_exvideo(base, weights, skips_on_host=skips_on_host)
+    return apply_exvideo(base, weights, frame_chunk=int(frame_chunk), skips_on_host=skips_on_host)
 
 
 def chunk_label(frame_chunk: str) -> str:
@@ -199,6 +200,10 @@ def build_sides(args, setup: Setup) -> list[Side]:
     if args.batched:
         extra.append(Side(f"ours cond+uncond [{first}]",
                           comfy_step(default, setup.inputs, first, setup.device, videos=2), loader(default)))
+    if args.skips_on_host:
+        held = patch(setup.base, setup.weights, chunks[0], skips_on_host=True)
+        extra.append(Side(f"ours skips on host [{first}]", comfy_step(held, setup.inputs, first, setup.device),
+                          loader(held)))
     if args.compile:
         from comfy_extras.nodes_torch_compile import TorchCompileModel
 
@@ -276,6 +281,10 @@ def report(sides: list[Side], args, setup: Setup, layout_sides: list[Side] | Non
     if batched is not None:
         print_ratios(f"ours cond+uncond in one forward / DiffSynth's two forwards (peak: its one) [{first}]",
                      batched, theirs, goals[0], b_time_factor=2)
+    held = by_name.get(f"ours skips on host [{first}]")
+    if held is not None:
+        print_ratios(f"ours skips on host / ours [{first}]", held, ours)
+        print_ratios(f"ours skips on host / DiffSynth+ExVideo [{first}]", held, theirs, *goals)
     compiled = by_name.get(f"ours compiled [{first}]")
     if compiled is not None:
         print_ratios(f"ours compiled (TorchCompileModel, inductor) / ours [{first}]", compiled, ours)
@@ -334,6 +343,7 @@ def parse_args(argv=None, description: str = __doc__):
     parser.add_argument("--warmup", type=int, default=0, help="untimed rounds first (default 0)")
     parser.add_argument("--batched", action="store_true", help="ours: cond and uncond in one forward")
     parser.add_argument("--channels-last", action="store_true", help="ours: channels_last conv layout rounds")
+    parser.add_argument("--skips-on-host", action="store_true", help="ours: the skip stack in host memory")
     parser.add_argument("--compile", action="store_true", help="ours under native TorchCompileModel (inductor)")
     parser.add_argument("--profile", action="store_true",
                         help="after the rounds, benchmarks/profile_unet.py's summary of ours and DiffSynth+ExVideo")

@@ -39,6 +39,7 @@ from comfy.ldm.modules.diffusionmodules.openaimodel import Downsample, ResBlock,
 
 from .errors import InputError
 from .layout import MODEL_PREFIX as UNET_PREFIX
+from .skip_stack import skip_copies
 
 # frame_chunk=None picks K per UNet level so that a chunk holds about this
 # many tokens (8 frames of a 512x512 video's level 0, 64x64 latents): the
@@ -59,17 +60,23 @@ AUTO_CHUNK_TOKENS = 8 * 64 * 64
 # what one chunk adds while it runs, per token of the chunk (the GEGLU's 8x
 # projection and its two 4x halves, attention, norms). Counted from the
 # layers' shapes, not yet fitted: benchmarks/unet_memory.py measures the
-# full-size peaks to check them against (README, Memory).
+# full-size peaks to check them against (README, Memory). With the skip stack
+# in host memory its copies (skip_stack.skip_copies) leave the held part.
 HELD_COPIES = 12
 CHUNK_COPIES = 24
 
 
-def activation_bytes(tokens: int, chunk_tokens: int, model_channels: int, dtype_size: int) -> int:
-    """Predicted activation peak of one forward over `tokens` (b t h w at the latent) in chunks of `chunk_tokens`."""
-    return dtype_size * model_channels * (HELD_COPIES * tokens + CHUNK_COPIES * min(chunk_tokens, tokens))
+def activation_bytes(tokens: int, chunk_tokens: int, model_channels: int, dtype_size: int,
+                     host_copies: float = 0.0) -> int:
+    """Predicted activation peak of one forward over `tokens` (b t h w at the latent) in chunks of `chunk_tokens`.
+
+    host_copies: held copies kept in host memory instead (the skip stack).
+    """
+    held = (HELD_COPIES - host_copies) * tokens
+    return int(dtype_size * model_channels * (held + CHUNK_COPIES * min(chunk_tokens, tokens)))
 
 
-def memory_required(base_model, frame_chunk: int | None) -> Callable:
+def memory_required(base_model, frame_chunk: int | None, skips_on_host: bool = False) -> Callable:
     """The clone's `BaseModel.memory_required` (an object patch): the chunked forward's `activation_bytes`.
 
     Same signature and dtype rule as ComfyUI's, which for SVD reserves
@@ -80,6 +87,7 @@ def memory_required(base_model, frame_chunk: int | None) -> Callable:
     counted apart.
     """
     model_channels = base_model.diffusion_model.model_channels
+    host_copies = skip_copies(base_model.diffusion_model) if skips_on_host else 0.0
 
     def required(input_shape, cond_shapes={}):
         dtype = base_model.manual_cast_dtype or base_model.get_dtype()
@@ -91,7 +99,8 @@ def memory_required(base_model, frame_chunk: int | None) -> Callable:
             chunk_tokens = AUTO_CHUNK_TOKENS
         else:
             chunk_tokens = frame_chunk * pixels
-        return activation_bytes(tokens, chunk_tokens, model_channels, comfy.model_management.dtype_size(dtype))
+        return activation_bytes(tokens, chunk_tokens, model_channels, comfy.model_management.dtype_size(dtype),
+                                host_copies)
 
     return required
 
@@ -256,13 +265,14 @@ def video_transformer_forward(block, x: torch.Tensor, context, time_context, num
 
 
 def patch_forward(patched: comfy.model_patcher.ModelPatcher, model: comfy.model_patcher.ModelPatcher,
-                  frame_chunk: int | None, levels: dict[str, int]) -> None:
+                  frame_chunk: int | None, levels: dict[str, int], skips_on_host: bool = False) -> None:
     """Object patches on `patched`: every VideoResBlock of `model` chunked (sharing its modules), its memory estimate.
 
     Object patches live on the clone: ComfyUI sets them while the clone is
-    loaded and restores `model`'s own when it unloads.
+    loaded and restores `model`'s own when it unloads. The estimate counts
+    the skip stack as held unless `skips_on_host` (skip_stack.py).
     """
-    patched.add_object_patch("memory_required", memory_required(model.model, frame_chunk))
+    patched.add_object_patch("memory_required", memory_required(model.model, frame_chunk, skips_on_host))
     for name, module in model.model.named_modules():
         if isinstance(module, VideoResBlock):
             level = levels[name.removeprefix(UNET_PREFIX)]

@@ -35,10 +35,11 @@ import comfy.utils
 from comfy.ldm.modules.attention import SpatialVideoTransformer
 
 from . import layout
+from . import skip_stack
 from .chunking import check_frame_chunk, patch_forward, unet_levels
 from .constraints import MIN_FRAMES
 from .context_windows import check_window_length, for_svd_frames
-from .errors import FrameCountError, IncompatibleModelError
+from .errors import FrameCountError, IncompatibleModelError, InputError
 from .layout import TEMPORAL_BLOCKS, TemporalBlock
 from .position import initial_table
 from .temporal_block import ExVideoVideoTransformer, FramePositionTable, frame_count_error, positional_conv
@@ -99,11 +100,12 @@ class ExVideoPatch:
     """The attachment of a patched MODEL: what samplers need to know before they start."""
 
     num_frames: int  # the position table's length: the longest video, in latent frames
+    skips_on_host: bool = False  # the UNet's skip stack in host memory (skip_stack.py)
 
 
 def apply_exvideo(model: comfy.model_patcher.ModelPatcher, weights: ExVideoWeights, *,
                   modules: BlockModules | None = None, set_patches: bool = True,
-                  frame_chunk: int | None = None) -> comfy.model_patcher.ModelPatcher:
+                  frame_chunk: int | None = None, skips_on_host: bool = False) -> comfy.model_patcher.ModelPatcher:
     """A clone of `model` that runs ExVideo with `weights`; `model` itself is untouched.
 
     modules: the position table and conv of each block, to install as they
@@ -117,8 +119,14 @@ def apply_exvideo(model: comfy.model_patcher.ModelPatcher, weights: ExVideoWeigh
         chunking.AUTO_CHUNK_TOKENS tokens a chunk; small videos run whole),
         0 runs every layer on all frames at once, K forces K frames a chunk.
         The outputs are the same either way; only memory and speed differ.
+    skips_on_host: keep the UNet's skip stack in host memory while it runs
+        on a GPU (skip_stack.py): about 5 copies of a level-0 feature map
+        off the GPU, for two transfers of each a forward. Exact too; no
+        effect on a CPU; refused when sampling with a ControlNet.
     """
     check_frame_chunk(frame_chunk)
+    if not isinstance(skips_on_host, bool):
+        raise InputError(f"skips_on_host must be True or False, got {skips_on_host!r}")
     check_model(model)
     _check_fit(model, weights)
     patched = model.clone()
@@ -135,8 +143,9 @@ def apply_exvideo(model: comfy.model_patcher.ModelPatcher, weights: ExVideoWeigh
         extra_bytes += sum(p.numel() * p.element_size() for p in (*table.parameters(), *conv.parameters()))
     # Lets ComfyUI's memory planning count the new tensors (about 0.8 GB at SVD size in fp16).
     patched.size = model.model_size() + extra_bytes
-    patch_forward(patched, model, frame_chunk, levels)
-    patched.set_attachments(ATTACHMENT, ExVideoPatch(num_frames=weights.num_frames))
+    patch_forward(patched, model, frame_chunk, levels, skips_on_host)
+    skip_stack.keep_on_host(patched.model_options, skips_on_host)
+    patched.set_attachments(ATTACHMENT, ExVideoPatch(num_frames=weights.num_frames, skips_on_host=skips_on_host))
     patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, ATTACHMENT, _before_sampling)
     return patched
 
@@ -178,6 +187,9 @@ def _before_sampling(executor, noise, latent_image, *args, **kwargs):
     # Runs before ComfyUI loads the model or takes a step, on this sampling's
     # own copy of the model options; an SVD latent batch is one video's frames.
     guider = executor.class_obj
+    patch = guider.model_patcher.get_attachment(ATTACHMENT)
+    if patch is not None and patch.skips_on_host:
+        skip_stack.check_conds(guider.conds)
     if not latent_image.is_nested:
         check_video_length(guider.model_patcher, latent_image.shape[0], guider.model_options)
     for_svd_frames(guider.model_options)

@@ -20,13 +20,21 @@ FRAME_CHUNK_TOOLTIP = ("Frames per chunk of the UNet's memory-saving forward: -1
                        "The output is the same; only memory and speed change.")
 
 
-def _frame_chunk_input():
-    # Optional, so workflows and API prompts saved before the option still run.
-    return io.Int.Input("frame_chunk", default=-1, min=-1, max=4096, optional=True, tooltip=FRAME_CHUNK_TOOLTIP)
+SKIPS_ON_HOST_TOOLTIP = ("Keep the UNet's skip connections in CPU memory while it runs on the GPU: about 5 copies "
+                         "of the first level's feature map less GPU memory (1.7 GB a video at 512x512, 128 frames, "
+                         "fp16), for two transfers of each a step. The output is the same. Not with a ControlNet; "
+                         "no effect when the model runs on the CPU.")
 
 
-def _frame_chunk(value: int) -> int | None:
-    return None if value < 0 else value
+def _memory_inputs():
+    # Optional, so workflows and API prompts saved before the options still run.
+    return [io.Int.Input("frame_chunk", default=-1, min=-1, max=4096, optional=True, tooltip=FRAME_CHUNK_TOOLTIP),
+            io.Boolean.Input("skips_on_host", default=False, optional=True, tooltip=SKIPS_ON_HOST_TOOLTIP)]
+
+
+def _memory_options(frame_chunk: int, skips_on_host: bool) -> dict:
+    """apply_exvideo's memory keywords from the node inputs (frame_chunk -1: automatic)."""
+    return {"frame_chunk": None if frame_chunk < 0 else frame_chunk, "skips_on_host": skips_on_host}
 
 
 def _load_extension(name: str, frames: int):
@@ -73,15 +81,15 @@ class ApplyExVideo(io.ComfyNode):
                 io.Combo.Input("exvideo_name", options=model_folders.extension_names(),
                                tooltip="The extension file in models/exvideo."),
                 io.Int.Input("frames", default=0, min=0, max=4096, tooltip=FRAMES_TOOLTIP),
-                _frame_chunk_input(),
+                *_memory_inputs(),
             ],
             outputs=[io.Model.Output(tooltip="The SVD model running ExVideo's temporal layers.")],
         )
 
     @classmethod
-    def execute(cls, model, exvideo_name, frames, frame_chunk=-1) -> io.NodeOutput:
+    def execute(cls, model, exvideo_name, frames, frame_chunk=-1, skips_on_host=False) -> io.NodeOutput:
         return io.NodeOutput(apply_exvideo(model, _load_extension(exvideo_name, frames),
-                                           frame_chunk=_frame_chunk(frame_chunk)))
+                                           **_memory_options(frame_chunk, skips_on_host)))
 
 
 class ApplyExVideoWeights(io.ComfyNode):
@@ -95,14 +103,14 @@ class ApplyExVideoWeights(io.ComfyNode):
             inputs=[
                 io.Model.Input("model", tooltip="An SVD / SVD-XT image-to-video model."),
                 ExVideo.Input("exvideo", tooltip="ExVideo weights from Load ExVideo Extension or a trainer."),
-                _frame_chunk_input(),
+                *_memory_inputs(),
             ],
             outputs=[io.Model.Output(tooltip="The SVD model running ExVideo's temporal layers.")],
         )
 
     @classmethod
-    def execute(cls, model, exvideo, frame_chunk=-1) -> io.NodeOutput:
-        return io.NodeOutput(apply_exvideo(model, exvideo, frame_chunk=_frame_chunk(frame_chunk)))
+    def execute(cls, model, exvideo, frame_chunk=-1, skips_on_host=False) -> io.NodeOutput:
+        return io.NodeOutput(apply_exvideo(model, exvideo, **_memory_options(frame_chunk, skips_on_host)))
 
 
 class ExVideoCheckpointLoader(io.ComfyNode):
@@ -119,7 +127,7 @@ class ExVideoCheckpointLoader(io.ComfyNode):
                 io.Combo.Input("exvideo_name", options=model_folders.extension_names(),
                                tooltip="The extension file in models/exvideo."),
                 io.Int.Input("frames", default=0, min=0, max=4096, tooltip=FRAMES_TOOLTIP),
-                _frame_chunk_input(),
+                *_memory_inputs(),
             ],
             outputs=[
                 io.Model.Output(tooltip="SVD running ExVideo."),
@@ -129,13 +137,13 @@ class ExVideoCheckpointLoader(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, ckpt_name, exvideo_name, frames, frame_chunk=-1) -> io.NodeOutput:
+    def execute(cls, ckpt_name, exvideo_name, frames, frame_chunk=-1, skips_on_host=False) -> io.NodeOutput:
         path = folder_paths.get_full_path_or_raise("checkpoints", ckpt_name)
         model, _, vae, clip_vision = comfy.sd.load_checkpoint_guess_config(
             path, output_vae=True, output_clip=False, output_clipvision=True,
             embedding_directory=folder_paths.get_folder_paths("embeddings"))[:4]
         return io.NodeOutput(apply_exvideo(model, _load_extension(exvideo_name, frames),
-                                           frame_chunk=_frame_chunk(frame_chunk)), clip_vision, vae)
+                                           **_memory_options(frame_chunk, skips_on_host)), clip_vision, vae)
 
 
 NODES = [ExVideoLoader, ApplyExVideo, ApplyExVideoWeights, ExVideoCheckpointLoader]
