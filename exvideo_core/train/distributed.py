@@ -144,16 +144,16 @@ def _buckets(tensors: Sequence[torch.Tensor]) -> Iterator[list[torch.Tensor]]:
 def _spec_buckets(specs: Sequence[tuple]) -> Iterator[list[int]]:
     """Indices of (name, shape, dtype, ...) specs in buckets of one dtype (and device, when given), in order,
     each at most BUCKET_BYTES unless one tensor alone is larger."""
-    filling: dict[tuple, tuple[list[int], list[int]]] = {}  # (dtype, device) -> (indices, [bytes])
+    filling: dict[tuple, list[int]] = {}  # (dtype, device) -> indices of the open bucket
+    filled: dict[tuple, int] = {}  # (dtype, device) -> its bytes
     for index, (_, shape, dtype, *device) in enumerate(specs):
         key, size = (dtype, *device), math.prod(shape) * dtype.itemsize
-        if key in filling and filling[key][1][0] + size > BUCKET_BYTES:
-            yield filling.pop(key)[0]
-        indices, filled = filling.setdefault(key, ([], [0]))
-        indices.append(index)
-        filled[0] += size
-    for indices, _ in filling.values():
-        yield indices
+        if key in filling and filled[key] + size > BUCKET_BYTES:
+            yield filling.pop(key)
+            del filled[key]
+        filling.setdefault(key, []).append(index)
+        filled[key] = filled.get(key, 0) + size
+    yield from filling.values()
 
 
 def _flatten(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
