@@ -294,6 +294,18 @@ def report(sides: list[Side], args, setup: Setup, layout_sides: list[Side] | Non
         print_ratios(f"ours channels_last / DiffSynth+ExVideo [{first}]", layout_sides[0], layout_theirs, *goals)
 
 
+def print_same_output(a: Side, b: Side) -> None:
+    """Whether two sides that must compute the same tensor do, on this device: one more call of each.
+
+    A GPU may pick other kernels between calls, so a difference within fp16's
+    rounding of the output's scale still counts as the same.
+    """
+    out_a, out_b = a.run().float(), b.run().float()
+    difference, scale = (out_a - out_b).abs().max().item(), out_b.abs().max().item()
+    verdict = "yes, bit for bit" if difference == 0 else "yes, within rounding" if difference <= scale / 1024 else "NO"
+    print(f"same output, {a.name} and {b.name}: {verdict} (max |difference| {difference:.3g} of {scale:.3g})")
+
+
 def to_channels_last(module: torch.nn.Module) -> None:
     """Conv weights of `module` in channels_last (4-D) / channels_last_3d (5-D), in place.
 
@@ -366,6 +378,11 @@ def main() -> None:
     sides = build_sides(args, setup)
     run_rounds(sides, args.rounds, args.warmup, setup.device)
     report(sides, args, setup)
+    if args.skips_on_host and "ours" in args.sides:
+        by_name = {side.name: side for side in sides}
+        first = args.attention[0]
+        print_same_output(by_name[f"ours skips on host [{first}]"],
+                          by_name[f"ours{chunk_label(args.frame_chunk[0])} [{first}]"])
     if args.profile:
         from profile_unet import profile_report
 

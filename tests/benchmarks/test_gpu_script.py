@@ -29,6 +29,7 @@ def test_gpu_script_runs_every_stage_at_toy_sizes():
     assert len(re.findall(r"ratio time ours / DiffSynth\+ExVideo \[sdpa\]: n/a", out)) == 2
     assert len(re.findall(rf"ratio time ours default chunk / unchunked \[sdpa\]: {number}", out)) == 2
     assert len(re.findall(rf"ratio peak ours skips on host / ours \[sdpa\]: {number}", out)) == 2
+    assert len(re.findall(r"same output, ours skips on host \[sdpa\] and ours \[sdpa\]: yes", out)) == 2
     assert re.search(rf"ratio peak ours frame_chunk=2 / unchunked \[sdpa\]: {number}", out)
     assert re.search(rf"ratio peak ours frame_chunk=1 / unchunked \[sdpa\]: {number}", out)
     assert re.search(r"peak memory 2 / 2 frames, ours: \d+\.\d\d", out)
