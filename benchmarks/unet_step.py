@@ -51,6 +51,7 @@ import comfy.model_management  # noqa: E402
 from comfy.ldm.modules import attention  # noqa: E402
 
 from exvideo_core import apply_exvideo, load_exvideo  # noqa: E402
+from exvideo_core.chunking import memory_required  # noqa: E402
 from exvideo_harness.exvideo_files import FULL, SMALL, random_exvideo_state_dict  # noqa: E402
 from exvideo_harness.svd_models import FULL_UNET_CONFIG, SMALL_UNET_CONFIG, build_svd_model  # noqa: E402
 
@@ -78,6 +79,7 @@ class Side:
     run: Callable[[], object]
     prepare: Callable[[], None] = lambda: None
     warm_up: bool = False  # one untimed call first (torch.compile compiles there)
+    predicted: int | None = None  # ours: the activation bytes the patched MODEL reports to ComfyUI
     times: list = field(default_factory=list)
     peaks: list = field(default_factory=list)
 
@@ -140,11 +142,20 @@ def loader(patcher) -> Callable[[], None]:
     return lambda: comfy.model_management.load_models_gpu([patcher])
 
 
+def chunk_value(frame_chunk: str) -> int | None:
+    """apply_exvideo's frame_chunk for one --frame-chunk value ('auto': its own default, None)."""
+    return None if frame_chunk == "auto" else int(frame_chunk)
+
+
 def patch(base, weights, frame_chunk: str, skips_on_host: bool = False):
-    """The patched clone for one --frame-chunk value ('auto': apply_exvideo's own default)."""
-    if frame_chunk == "auto":
-        return apply_exvideo(base, weights, skips_on_host=skips_on_host)
-    return apply_exvideo(base, weights, frame_chunk=int(frame_chunk), skips_on_host=skips_on_host)
+    return apply_exvideo(base, weights, frame_chunk=chunk_value(frame_chunk), skips_on_host=skips_on_host)
+
+
+def predicted_bytes(setup: "Setup", frame_chunk: str, skips_on_host: bool = False, videos: int = 1) -> int:
+    """What the patched MODEL tells ComfyUI one step of `videos` videos needs (chunking's memory model)."""
+    latent = setup.inputs.x.shape[-1]
+    shape = [videos * setup.inputs.frames, 8, latent, latent]
+    return memory_required(setup.base.model, chunk_value(frame_chunk), skips_on_host)(shape)
 
 
 def chunk_label(frame_chunk: str) -> str:
@@ -191,7 +202,7 @@ def build_sides(args, setup: Setup) -> list[Side]:
     for attn in args.attention:
         for chunk, clone in patched.items() if "ours" in args.sides else ():
             ours.append(Side(f"ours{chunk_label(chunk)} [{attn}]", comfy_step(clone, setup.inputs, attn, setup.device),
-                             loader(clone)))
+                             loader(clone), predicted=predicted_bytes(setup, chunk)))
         if "native" in args.sides:
             native.append(Side(f"native [{attn}]", comfy_step(native_clone, setup.inputs, attn, setup.device),
                                loader(native_clone)))
@@ -199,11 +210,12 @@ def build_sides(args, setup: Setup) -> list[Side]:
     default = patched[chunks[0]]
     if args.batched:
         extra.append(Side(f"ours cond+uncond [{first}]",
-                          comfy_step(default, setup.inputs, first, setup.device, videos=2), loader(default)))
+                          comfy_step(default, setup.inputs, first, setup.device, videos=2), loader(default),
+                          predicted=predicted_bytes(setup, chunks[0], videos=2)))
     if args.skips_on_host:
         held = patch(setup.base, setup.weights, chunks[0], skips_on_host=True)
         extra.append(Side(f"ours skips on host [{first}]", comfy_step(held, setup.inputs, first, setup.device),
-                          loader(held)))
+                          loader(held), predicted=predicted_bytes(setup, chunks[0], skips_on_host=True)))
     if args.compile:
         from comfy_extras.nodes_torch_compile import TorchCompileModel
 
@@ -257,6 +269,12 @@ def report(sides: list[Side], args, setup: Setup, layout_sides: list[Side] | Non
     print(f"\n{'side':44} {'time':>9} {'peak memory':>12}   (medians of {args.rounds} interleaved rounds)")
     for side in sides + (layout_sides or []):
         print(f"{side.name:44} {side.median('times'):8.2f}s {gib(int(side.median('peaks'))):>12}")
+    print()
+    for side in sides:
+        if side.predicted is not None:
+            measured = side.median("peaks")
+            print(f"memory model, {side.name}: predicted {gib(side.predicted)}, measured {gib(int(measured))} "
+                  f"(measured / predicted {measured / side.predicted:.2f})")
     theirs, plain = by_name.get("DiffSynth+ExVideo"), by_name.get("DiffSynth")
     goals = f"  (goal <= {GOAL_TIME})", f"  (goal <= {GOAL_PEAK})"
     print()

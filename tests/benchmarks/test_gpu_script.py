@@ -30,6 +30,9 @@ def test_gpu_script_runs_every_stage_at_toy_sizes():
     assert len(re.findall(rf"ratio time ours default chunk / unchunked \[sdpa\]: {number}", out)) == 2
     assert len(re.findall(rf"ratio peak ours skips on host / ours \[sdpa\]: {number}", out)) == 2
     assert len(re.findall(r"same output, ours skips on host \[sdpa\] and ours \[sdpa\]: yes", out)) == 2
+    # The memory model checked against each of ours: auto, 0 and K frames a chunk, skips on host (both stages).
+    predictions = re.findall(r"memory model, ours.*: predicted \d+\.\d\d GiB, measured .*\(measured / predicted", out)
+    assert len(predictions) == 2 * 4, predictions
     assert re.search(rf"ratio peak ours frame_chunk=2 / unchunked \[sdpa\]: {number}", out)
     assert re.search(rf"ratio peak ours frame_chunk=1 / unchunked \[sdpa\]: {number}", out)
     assert re.search(r"peak memory 2 / 2 frames, ours: \d+\.\d\d", out)
