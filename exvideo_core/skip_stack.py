@@ -83,7 +83,6 @@ class HostSkipStack:
         return h, skip.to(h.device, non_blocking=skip.is_pinned())
 
 
-
 def keep_on_host(model_options: dict, on: bool, host: torch.device = torch.device("cpu")) -> None:
     """Sets whether the UNet of `model_options` (a clone's) keeps its skip stack in `host` memory.
 
@@ -91,7 +90,10 @@ def keep_on_host(model_options: dict, on: bool, host: torch.device = torch.devic
     first, so the latest Apply ExVideo decides. New ones go where the module
     docstring says: store last, resume and restore first in their lists.
     """
-    patches = model_options["transformer_options"].setdefault("patches", {})
+    options = model_options["transformer_options"]
+    if not on and "patches" not in options:
+        return
+    patches = options.setdefault("patches", {})
     for name in ("input_block_patch", "input_block_patch_after_skip", "output_block_patch"):
         kept = [p for p in patches.get(name, []) if not isinstance(getattr(p, "__self__", None), HostSkipStack)]
         if kept:
