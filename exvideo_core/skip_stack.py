@@ -16,6 +16,10 @@ It goes through ComfyUI's own block patches, on the patched clone only:
   slower, still exact;
 - `output_block_patch` (ours first) moves the popped skip back to `h`'s device.
 
+The patches run outside torch.compile's graphs (`torch.compiler.disable`):
+a compiled UNet (TorchCompileModel) breaks its graph at each of them rather
+than trace pinned allocations and tensor identities.
+
 ComfyUI applies a ControlNet's residuals to the popped skip before any
 output patch runs, on whatever device the skip is on, so sampling with a
 ControlNet refuses the option (`check_conds`) rather than fail inside the UNet.
@@ -55,6 +59,7 @@ class HostSkipStack:
         self._host_copy: torch.Tensor | None = None
         self._device_tensor: torch.Tensor | None = None
 
+    @torch.compiler.disable
     def store(self, h: torch.Tensor, transformer_options: dict) -> torch.Tensor:
         """input_block_patch: the host copy, which the UNet pushes on its stack."""
         if h.device == self.host:
@@ -67,6 +72,7 @@ class HostSkipStack:
         self._host_copy, self._device_tensor = copy, h
         return copy
 
+    @torch.compiler.disable
     def resume(self, h: torch.Tensor, transformer_options: dict) -> torch.Tensor:
         """input_block_patch_after_skip: the device tensor again, for the next block."""
         host_copy, device_tensor = self._host_copy, self._device_tensor
@@ -78,6 +84,7 @@ class HostSkipStack:
         # Another patch ran between ours: what it returned is what the UNet goes on with.
         return h.to(device_tensor.device)
 
+    @torch.compiler.disable
     def restore(self, h: torch.Tensor, skip: torch.Tensor, transformer_options: dict):
         """output_block_patch: the popped skip on `h`'s device, for the concatenation."""
         return h, skip.to(h.device, non_blocking=skip.is_pinned())

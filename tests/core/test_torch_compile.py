@@ -23,7 +23,7 @@ from torch._dynamo.utils import counters
 from comfy.ldm.modules.attention import attention_pytorch
 from comfy_api.torch_helpers import set_torch_compile_wrapper
 
-from exvideo_core import apply_exvideo
+from exvideo_core import apply_exvideo, skip_stack
 from exvideo_harness.svd_models import apply_model_direct
 
 pytestmark = pytest.mark.usefixtures("unload_after")
@@ -51,3 +51,20 @@ def test_patched_model_under_torch_compile_is_one_graph_with_the_uncompiled_outp
     torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
     # The ExVideo blocks were in what ran compiled: without them the output differs.
     assert (expected - apply_model_direct(base, FRAMES)).abs().max() > 1e-2
+
+
+def test_with_the_skip_stack_in_host_memory_only_its_patches_break_the_graph(base, weights):
+    """skip_stack's patches run eagerly (torch.compiler.disable); the compiled rest computes the same."""
+    patched = apply_exvideo(base, weights)
+    patched.model_options["transformer_options"]["optimized_attention_override"] = _sdpa
+    expected = apply_model_direct(patched, FRAMES)
+    held = patched.clone()
+    # A second CPU device object: the stack makes and hands back real copies (see test_skip_stack.py).
+    skip_stack.keep_on_host(held.model_options, True, torch.device("cpu", 0))
+    torch._dynamo.reset()
+    counters.clear()
+    set_torch_compile_wrapper(model=held, backend="eager")
+    out = apply_model_direct(held, FRAMES, wrappers=True)
+    reasons = list(counters["graph_break"])
+    assert reasons and all("HostSkipStack" in reason for reason in reasons), reasons
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
