@@ -34,6 +34,9 @@ from comfy.ldm.modules.diffusionmodules.openaimodel import Downsample
 
 from .errors import InputError
 
+# The ComfyUI block patch lists the stack puts one patch into each.
+PATCH_LISTS = ("input_block_patch", "input_block_patch_after_skip", "output_block_patch")
+
 
 def skip_copies(unet: torch.nn.Module) -> float:
     """The skip stack's size, in copies of a level-0 feature map (model_channels values a latent pixel).
@@ -90,6 +93,17 @@ class HostSkipStack:
         return h, skip.to(h.device, non_blocking=skip.is_pinned())
 
 
+def _owner(patch) -> HostSkipStack | None:
+    owner = getattr(patch, "__self__", None)
+    return owner if isinstance(owner, HostSkipStack) else None
+
+
+def installed_stacks(model_options: dict) -> set[HostSkipStack]:
+    """The HostSkipStacks whose patches are in `model_options` (one at most, as keep_on_host leaves them)."""
+    patches = model_options["transformer_options"].get("patches", {})
+    return {_owner(p) for name in PATCH_LISTS for p in patches.get(name, []) if _owner(p) is not None}
+
+
 def keep_on_host(model_options: dict, on: bool, host: torch.device = torch.device("cpu")) -> None:
     """Sets whether the UNet of `model_options` (a clone's) keeps its skip stack in `host` memory.
 
@@ -101,8 +115,8 @@ def keep_on_host(model_options: dict, on: bool, host: torch.device = torch.devic
     if not on and "patches" not in options:
         return
     patches = options.setdefault("patches", {})
-    for name in ("input_block_patch", "input_block_patch_after_skip", "output_block_patch"):
-        kept = [p for p in patches.get(name, []) if not isinstance(getattr(p, "__self__", None), HostSkipStack)]
+    for name in PATCH_LISTS:
+        kept = [p for p in patches.get(name, []) if _owner(p) is None]
         if kept:
             patches[name] = kept
         else:

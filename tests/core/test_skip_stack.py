@@ -21,7 +21,6 @@ FRAMES = 4
 # device is another one to the stack but allocates on the CPU, so every
 # copy, hand-back and move back runs for real.
 OTHER_HOST = torch.device("cpu", 0)
-PATCH_LISTS = ("input_block_patch", "input_block_patch_after_skip", "output_block_patch")
 
 
 def scale_input(h, transformer_options):
@@ -109,9 +108,9 @@ def test_other_packs_block_patches_keep_their_effect(base, weights, order):
 def test_the_option_through_apply_exvideo(base, weights, reference):
     """On a CPU the option installs its patches and changes nothing: the skips are in host memory already."""
     patched = apply_exvideo(base, weights, skips_on_host=True)
-    stacks = {p.__self__ for name in PATCH_LISTS
-              for p in patched.model_options["transformer_options"]["patches"][name]}
-    assert len(stacks) == 1 and isinstance(stacks.pop(), skip_stack.HostSkipStack)
+    (stack,) = skip_stack.installed_stacks(patched.model_options)
+    patches = patched.model_options["transformer_options"]["patches"]
+    assert [patches[name] for name in skip_stack.PATCH_LISTS] == [[stack.store], [stack.resume], [stack.restore]]
     assert torch.equal(apply_model_direct(patched, FRAMES, videos=2, seed=3), reference)
     assert "patches" not in base.model_options["transformer_options"]
 
@@ -123,7 +122,7 @@ def test_patching_again_decides_anew(base, weights):
     twice = apply_exvideo(with_foreign_patches(held), weights, skips_on_host=True)
     patches = twice.model_options["transformer_options"]["patches"]
     assert patches["input_block_patch"][0] is scale_input and len(patches["input_block_patch"]) == 2
-    assert len({p.__self__ for name in PATCH_LISTS for p in patches[name] if hasattr(p, "__self__")}) == 1
+    assert len(skip_stack.installed_stacks(twice.model_options)) == 1
 
 
 def test_a_bad_value_is_a_clear_input_error(base, weights):

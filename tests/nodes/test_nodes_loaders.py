@@ -7,7 +7,7 @@ import pytest
 
 from exvideo_core import apply_exvideo
 from exvideo_core.patch import ATTACHMENT
-from exvideo_core.skip_stack import HostSkipStack
+from exvideo_core.skip_stack import installed_stacks
 from exvideo_harness.pack import load_pack_nodes
 
 loaders = importlib.import_module(f"{load_pack_nodes().__name__}.nodes_loaders")
@@ -24,14 +24,8 @@ def test_memory_inputs_are_optional_with_apply_exvideos_defaults(node):
     assert inputs["skips_on_host"].tooltip
 
 
-def stacks(model) -> set:
-    patches = model.model_options["transformer_options"].get("patches", {})
-    return {p.__self__ for group in patches.values() for p in group if isinstance(getattr(p, "__self__", None),
-                                                                                 HostSkipStack)}
-
-
 def test_skips_on_host_reaches_the_patched_model(base, weights):
     (held,) = loaders.ApplyExVideoWeights.execute(base, weights, frame_chunk=3, skips_on_host=True).result
-    assert held.get_attachment(ATTACHMENT).skips_on_host and len(stacks(held)) == 1
+    assert held.get_attachment(ATTACHMENT).skips_on_host and len(installed_stacks(held.model_options)) == 1
     (plain,) = loaders.ApplyExVideoWeights.execute(base, weights).result  # an API prompt saved before the option
-    assert not plain.get_attachment(ATTACHMENT).skips_on_host and not stacks(plain)
+    assert not plain.get_attachment(ATTACHMENT).skips_on_host and not installed_stacks(plain.model_options)
