@@ -35,17 +35,27 @@ def _sdpa(_default, *args, **kwargs):
     return attention_pytorch(*args, **kwargs)
 
 
-def test_patched_model_under_torch_compile_is_one_graph_with_the_uncompiled_output(base, weights):
-    torch._dynamo.reset()
-    counters.clear()
+def patched_with_sdpa(base, weights):
     patched = apply_exvideo(base, weights)
     # PyTorch SDPA, as on a GPU: ComfyUI's CPU default (sub-quadratic) asks psutil for free
     # memory at every call, which dynamo cannot trace, so each attention would break the graph.
     patched.model_options["transformer_options"]["optimized_attention_override"] = _sdpa
-    expected = apply_model_direct(patched, FRAMES)
-    compiled = patched.clone()  # what TorchCompileModel.execute does, with another backend
+    return patched
+
+
+def compiled_output(model) -> torch.Tensor:
+    """`model`'s output under the node's compile wrapper (eager backend), dynamo's counters fresh for it."""
+    torch._dynamo.reset()
+    counters.clear()
+    compiled = model.clone()  # what TorchCompileModel.execute does, with another backend
     set_torch_compile_wrapper(model=compiled, backend="eager")
-    out = apply_model_direct(compiled, FRAMES, wrappers=True)
+    return apply_model_direct(compiled, FRAMES, wrappers=True)
+
+
+def test_patched_model_under_torch_compile_is_one_graph_with_the_uncompiled_output(base, weights):
+    patched = patched_with_sdpa(base, weights)
+    expected = apply_model_direct(patched, FRAMES)
+    out = compiled_output(patched)
     assert counters["stats"]["unique_graphs"] == 1, "the patched UNet did not trace as one graph"
     assert not counters["graph_break"], dict(counters["graph_break"])
     torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
@@ -55,16 +65,12 @@ def test_patched_model_under_torch_compile_is_one_graph_with_the_uncompiled_outp
 
 def test_with_the_skip_stack_in_host_memory_only_its_patches_break_the_graph(base, weights):
     """skip_stack's patches run eagerly (torch.compiler.disable); the compiled rest computes the same."""
-    patched = apply_exvideo(base, weights)
-    patched.model_options["transformer_options"]["optimized_attention_override"] = _sdpa
+    patched = patched_with_sdpa(base, weights)
     expected = apply_model_direct(patched, FRAMES)
     held = patched.clone()
     # A second CPU device object: the stack makes and hands back real copies (see test_skip_stack.py).
     skip_stack.keep_on_host(held.model_options, True, torch.device("cpu", 0))
-    torch._dynamo.reset()
-    counters.clear()
-    set_torch_compile_wrapper(model=held, backend="eager")
-    out = apply_model_direct(held, FRAMES, wrappers=True)
+    out = compiled_output(held)
     reasons = list(counters["graph_break"])
     assert reasons and all("HostSkipStack" in reason for reason in reasons), reasons
     torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
