@@ -1,0 +1,121 @@
+"""Stage 2 of the small world: the base SVD UNet, trained from scratch on 8-frame clips (SVD-XT's 25 in miniature).
+
+    python -m exvideo_harness.small_world.train_base             # train (resumes), then export
+    python -m exvideo_harness.small_world.train_base --max-steps 50
+
+Needs stage 1's VAE in `models.weights_dir()`. SVD's objective and
+conditioning, through the code the pack itself uses wherever it exists:
+- EDM on ComfyUI's SVD model: `model.apply_model` gives x0, the loss is the
+  pack's reweighted MSE (`objective.loss_weight`), sigma log-normal with
+  SVD's shifted P_mean 0.7, P_std 1.6, clamped to the model's sigma range;
+- conditioning as SVD_img2vid builds it: the first frame's VAE latent,
+  noise-augmented in pixel space at a random level, on every frame; the
+  first frame's CLIP image embedding; fps, motion bucket (measured by the
+  pack's `motion_bucket(motion_score(...))`) and augmentation level in
+  `encode_adm`;
+- both the CLIP embedding and the image latent dropped together for 10% of
+  the clips, as the zeroed negative that classifier-free guidance samples.
+Every parameter of the UNet trains; four clips (32 frames) per step, all in
+one forward as ComfyUI batches several videos.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+
+import torch
+from einops import rearrange, repeat
+
+from exvideo_core import safetensors_io
+from exvideo_core.train.dataset import motion_bucket, motion_score
+from exvideo_core.train.objective import loss_weight, training_sigmas
+
+from . import models, training
+from .latents import POOL_FRAMES, LatentPool
+from .world import make_clip
+
+FPS = 30  # the pack's default, so the nodes' defaults sample what the model learnt
+RECIPE = {"stage": "base", "frames": 8, "clips_per_step": 4, "pool": 512, "p_mean": 0.7, "p_std": 1.6,
+          "max_augmentation": 0.1, "drop_conditioning": 0.1, "fps": FPS}
+SCHEDULE = training.Schedule(steps=4000, lr=2e-4, warmup=200)
+EMA_DECAY = 0.998  # a horizon of 500 steps; the random start weighs 3e-4 at the end
+SEED = 2
+
+
+class BaseObjective:
+    """The loss of one training step, drawn from a step's generator."""
+
+    def __init__(self, model, vae, clip_vision, pool: LatentPool, recipe: dict = RECIPE):
+        self.model, self.vae, self.clip_vision, self.pool, self.recipe = model, vae, clip_vision, pool, recipe
+        sigmas = training_sigmas(model)
+        self.sigma_min, self.sigma_max = sigmas[-1].item(), sigmas[0].item()
+
+    def draw_sigma(self, g: torch.Generator) -> float:
+        log_sigma = self.recipe["p_mean"] + self.recipe["p_std"] * torch.randn((), generator=g).item()
+        return min(max(math.exp(log_sigma), self.sigma_min), self.sigma_max)
+
+    @torch.no_grad()
+    def clip_inputs(self, g: torch.Generator) -> dict:
+        """One training clip: its latents and its SVD conditioning."""
+        frames = self.recipe["frames"]
+        index = int(torch.randint(self.pool.size, (), generator=g))
+        start = int(torch.randint(POOL_FRAMES - frames + 1, (), generator=g))
+        latents = self.pool.latents(index)[start:start + frames]
+        pixels = torch.from_numpy(make_clip(self.pool.seed(index), frames, start=start).frames)
+        augmentation = self.recipe["max_augmentation"] * torch.rand((), generator=g).item()
+        first = pixels[:1]
+        image_latent = self.vae.encode(first + augmentation * torch.randn(first.shape, generator=g)).float()
+        image_emb = self.clip_vision.encode_image(first).image_embeds.float()  # (1 d)
+        if torch.rand((), generator=g).item() < self.recipe["drop_conditioning"]:
+            image_latent, image_emb = torch.zeros_like(image_latent), torch.zeros_like(image_emb)
+        adm = self.model.model.encode_adm(fps=self.recipe["fps"], augmentation_level=augmentation,
+                                          motion_bucket_id=motion_bucket(motion_score(pixels)))
+        return {"latents": latents, "c_concat": repeat(image_latent, "1 c h w -> t c h w", t=frames),
+                "c_crossattn": repeat(image_emb, "1 d -> t 1 d", t=frames), "y": repeat(adm, "1 d -> t d", t=frames)}
+
+    def __call__(self, g: torch.Generator) -> torch.Tensor:
+        clips = [self.clip_inputs(g) for _ in range(self.recipe["clips_per_step"])]
+        sigmas = [self.draw_sigma(g) for _ in clips]
+        frames = self.recipe["frames"]
+        x0 = self.model.model.latent_format.process_in(torch.cat([c["latents"] for c in clips]))
+        sigma_per_frame = torch.tensor(sigmas).repeat_interleave(frames)
+        noise = torch.randn(x0.shape, generator=g)
+        noisy = x0 + rearrange(sigma_per_frame, "n -> n 1 1 1") * noise
+        denoised = self.model.model.apply_model(
+            noisy, sigma_per_frame, c_concat=torch.cat([c["c_concat"] for c in clips]),
+            c_crossattn=torch.cat([c["c_crossattn"] for c in clips]), y=torch.cat([c["y"] for c in clips]),
+            num_video_frames=frames, image_only_indicator=torch.zeros(len(clips), frames), transformer_options={})
+        errors = rearrange((denoised.float() - x0) ** 2, "(b t) c h w -> b (t c h w)", t=frames).mean(dim=1)
+        return (errors * torch.tensor([loss_weight(s) for s in sigmas])).mean()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--max-steps", type=int, help="stop after this many steps of this session (resume later)")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", force=True)
+    torch.set_num_threads(args.threads)
+
+    pool = LatentPool.of_shipped_vae(RECIPE["pool"])
+    model = models.build_unet(seed=SEED)
+    unet = model.model.diffusion_model.float().train()
+    objective = BaseObjective(model, pool.vae, models.build_clip_vision(), pool)
+    run = training.Run("base", unet, SCHEDULE, SEED, RECIPE, ema_decay=EMA_DECAY)
+    if not run.train(objective, args.max_steps):
+        training.log.info("base: stopped at step %d/%d; run again to resume", run.step, SCHEDULE.steps)
+        return
+    path = models.weights_dir() / models.UNET_FILE
+    tensors = {"diffusion_model." + k: v.half() for k, v in run.final_state_dict().items()}
+    safetensors_io.save(tensors, path)
+    training.write_manifest_entry(path, {
+        "recipe": run.recipe, "final_loss": sum(run.losses[-200:]) / len(run.losses[-200:]),
+        "wall_s_2_cores": round(run.wall_s), "steps": run.step, "dtype": "fp16",
+    })
+    training.log.info("base: exported %s", path)
+
+
+if __name__ == "__main__":
+    main()
