@@ -2,7 +2,7 @@
 
 from typing_extensions import override
 
-from comfy_api.latest import ComfyExtension, io
+from comfy_api.v0_0_2 import ComfyExtension, io
 
 from . import (example_inputs, model_folders, nodes_continuation, nodes_decode, nodes_latent, nodes_loaders,
                nodes_refine, nodes_sampler, nodes_train, nodes_video)

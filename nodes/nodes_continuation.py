@@ -1,7 +1,7 @@
 """Long videos as a chain of clips: continue a video past one clip's frames, join clips."""
 
 import latent_preview
-from comfy_api.latest import io
+from comfy_api.v0_0_2 import io
 
 from exvideo_core.continuation import continue_video, join_clips
 from exvideo_core.sampling import SamplingSettings

@@ -1,7 +1,7 @@
 """Overlapped temporal VAE decode for long SVD videos."""
 
 import comfy.utils
-from comfy_api.latest import io
+from comfy_api.v0_0_2 import io
 
 from exvideo_core.temporal_decode import DEFAULT_OVERLAP, DEFAULT_TILE_OVERLAP, DEFAULT_WINDOW, temporal_decode
 

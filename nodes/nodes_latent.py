@@ -1,6 +1,6 @@
 """Latent post-processing from DiffSynth's ExVideo pipeline."""
 
-from comfy_api.latest import io
+from comfy_api.v0_0_2 import io
 
 from exvideo_core.sampling import renormalize_frames
 

@@ -2,7 +2,7 @@
 
 import comfy.sd
 import folder_paths
-from comfy_api.latest import io
+from comfy_api.v0_0_2 import io
 
 from exvideo_core import apply_exvideo, load_exvideo
 

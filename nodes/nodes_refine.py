@@ -1,7 +1,7 @@
 """Video-to-video refinement: DiffSynth's second ExVideo pass (upscale, partial re-noise, re-denoise)."""
 
 import latent_preview
-from comfy_api.latest import io
+from comfy_api.v0_0_2 import io
 
 from exvideo_core.refine import refine_video
 from exvideo_core.sampling import SamplingSettings

@@ -1,7 +1,7 @@
 """Image-to-video in one node: DiffSynth's ExVideo recipe on ComfyUI's native sampler."""
 
 import latent_preview
-from comfy_api.latest import io
+from comfy_api.v0_0_2 import io
 
 from exvideo_core.sampling import SamplingSettings, image_to_video_conditioning, sample_video
 

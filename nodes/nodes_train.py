@@ -8,7 +8,7 @@ import torch
 
 import comfy.utils
 import folder_paths
-from comfy_api.latest import io
+from comfy_api.v0_0_2 import io
 
 from exvideo_core import save_exvideo
 from exvideo_core.constraints import MIN_PIXELS, VAE_DOWNSCALE

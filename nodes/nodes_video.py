@@ -7,7 +7,7 @@ import comfy.model_management
 import comfy.utils
 import folder_paths
 from comfy.cli_args import args
-from comfy_api.latest import InputImpl, Types, io, ui
+from comfy_api.v0_0_2 import InputImpl, Types, io, ui
 
 from exvideo_core import frames as frame_images, video_io
 from exvideo_core.errors import ExVideoError

@@ -1,7 +1,7 @@
 """The SVD conditioning and sampler inputs shared by every ExVideo sampling node, in one order."""
 
 import comfy.samplers
-from comfy_api.latest import io
+from comfy_api.v0_0_2 import io
 
 
 def svd_sampling_inputs(steps: int = 50, seed: int = 1, steps_tooltip: str = "Denoising steps.",

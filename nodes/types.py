@@ -1,6 +1,6 @@
 """Custom socket types shared by the nodes."""
 
-from comfy_api.latest import io
+from comfy_api.v0_0_2 import io
 
 # An ExVideoWeights object: a loaded, extended or trained extension.
 ExVideo = io.Custom("EXVIDEO")

@@ -1,6 +1,6 @@
 """The one input that takes frames either way: an IMAGE batch, or ComfyUI's native VIDEO (Load Video, Create Video)."""
 
-from comfy_api.latest import io
+from comfy_api.v0_0_2 import io
 
 
 def frames_or_video(id: str, tooltip: str, optional: bool = False) -> io.MultiType.Input:

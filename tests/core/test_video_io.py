@@ -423,7 +423,7 @@ def test_prompt_and_workflow_are_embedded_as_comfyui_does(tmp_path):
 
 
 def test_same_metadata_as_native_save_video(tmp_path):
-    from comfy_api.latest import InputImpl, Types
+    from comfy_api.v0_0_2 import InputImpl, Types
 
     prompt, extra = {"3": {"class_type": "X", "inputs": {}}}, {"workflow": {"nodes": []}}
     native = {"prompt": prompt, **extra}  # what SaveVideo.execute passes to save_to
@@ -454,7 +454,7 @@ def test_bad_force_rate_is_refused(ten_frames):
 # ---------------------------------------------------------------- ComfyUI's VIDEO
 
 def test_video_frames_of_native_video_objects(tmp_path, ten_frames):
-    from comfy_api.latest import InputImpl, Types
+    from comfy_api.v0_0_2 import InputImpl, Types
 
     frames, fps, audio = video_io.video_frames(InputImpl.VideoFromFile(str(ten_frames)))
     assert frame_indices(frames) == list(range(10)) and fps == 20.0 and audio is None

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import comfy.model_management
-from comfy_api.latest import io
+from comfy_api.v0_0_2 import io
 from exvideo_core import video_io
 from exvideo_core.errors import InputError, VideoError
 from exvideo_core.frames import rgb_uint8

@@ -10,7 +10,7 @@ from fractions import Fraction
 import pytest
 import torch
 
-from comfy_api.latest import InputImpl, Types
+from comfy_api.v0_0_2 import InputImpl, Types
 from comfy_execution.validation import validate_node_input
 from exvideo_harness.pack import load_pack_nodes
 from exvideo_harness.video_frames import gray_levels
