@@ -52,7 +52,7 @@ from .skip_stack import skip_copies
 AUTO_CHUNK_TOKENS = 8 * 64 * 64
 
 
-# The memory model of the forward (README, Memory), in copies of a level-0
+# The memory model of the forward (docs/memory.md), in copies of a level-0
 # feature map (model_channels values a token, a token being one frame's
 # latent pixel), dtype-sized: what stays alive across the whole forward, per
 # token of the batch (the skip stack, about 4.5 copies at SVD's widths, a
@@ -60,7 +60,7 @@ AUTO_CHUNK_TOKENS = 8 * 64 * 64
 # what one chunk adds while it runs, per token of the chunk (the GEGLU's 8x
 # projection and its two 4x halves, attention, norms). Counted from the
 # layers' shapes, not yet fitted: benchmarks/unet_memory.py measures the
-# full-size peaks to check them against (README, Memory). With the skip stack
+# full-size peaks to check them against (docs/memory.md). With the skip stack
 # in host memory its copies (skip_stack.skip_copies) leave the held part.
 HELD_COPIES = 12
 CHUNK_COPIES = 24

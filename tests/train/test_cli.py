@@ -200,8 +200,8 @@ def test_python_m_exvideo_core_train_post_tunes_the_svd_xt_checkpoint(tmp_path, 
     assert load_state(run_dir / "state.safetensors").step == 1
 
 
-def test_the_readme_example_config_is_valid(tmp_path):
-    readme = (REPO_ROOT / "README.md").read_text()
+def test_the_documented_example_config_is_valid(tmp_path):
+    readme = (REPO_ROOT / "docs" / "post-tuning.md").read_text()
     (example,) = re.findall(r"```toml\n(# run\.toml.*?)```", readme, flags=re.S)
     path = tmp_path / "run.toml"
     path.write_text(example)
