@@ -31,6 +31,8 @@ torch_pins=(torch==2.14.1 torchvision==0.29.1)
 test_pins=(pytest==8.4.2 hypothesis diffsynth==1.1.9 transformers==4.57.6 comfy-test==0.4.15)
 # Playwright's Python driver runs the system chromium; it never downloads a browser of its own.
 test_pins+=(playwright==1.65.2)
+# comfy-cli's own packing code builds the Registry package in tests/server/test_package.py.
+test_pins+=(comfy-cli==1.23.0)
 chromium="${EXVIDEO_CHROMIUM:-/usr/bin/chromium}"
 
 log() { echo "[setup] $*" >&2; }
@@ -90,7 +92,7 @@ if (( want_test )); then
     if [[ ! -f "$test_stamp" ]]; then
         log "installing test tools: ${test_pins[*]}"
         "${pip[@]}" "${test_pins[@]}" "${torch_pins[@]}" 2>&1 | grep -v "^WARNING: Location" >&2 || true
-        "$py" -c "import pytest, hypothesis, diffsynth.models.svd_unet, playwright.sync_api" \
+        "$py" -c "import pytest, hypothesis, diffsynth.models.svd_unet, playwright.sync_api, comfy_cli, pathspec" \
             || { log "test tools install failed"; exit 1; }
         touch "$test_stamp"
     fi

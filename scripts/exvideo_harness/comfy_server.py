@@ -33,6 +33,39 @@ MODEL_FOLDERS = ("checkpoints", "exvideo", "loras")
 HARNESS_PACK = pathlib.Path(__file__).resolve().parent / "server_pack"
 STARTUP_TIMEOUT_S = 180
 POLL_INTERVAL_S = 0.1
+# What a server started with `custom_nodes=` logs for each file of the checkout it opens.
+CHECKOUT_READ = "exvideo-harness: read from the checkout:"
+
+# Runs ComfyUI's main.py (argv[1]) as `python main.py` would, minus the checkout: the venv's .pth puts the
+# repository and its scripts/ on every process's sys.path, so a pack copied elsewhere could still import
+# exvideo_core, tests or the harness from here. Those entries are dropped before anything is imported,
+# and an audit hook logs every file the server opens inside the checkout, outside ComfyUI, the venv and
+# the server's own folders ($EXVIDEO_CHECKOUT: those paths, the checkout's first).
+_MAIN_WITHOUT_CHECKOUT = f"""
+import os, runpy, sys
+checkout, *allowed = os.environ.pop("EXVIDEO_CHECKOUT").split(os.pathsep)
+def inside(path, folder):
+    return path == folder or path.startswith(folder + os.sep)
+def in_checkout(path):
+    path = os.path.realpath(path)
+    return inside(path, checkout) and not any(inside(path, folder) for folder in allowed)
+sys.path[:] = [entry for entry in sys.path if entry and not in_checkout(entry)]
+sys.path.insert(0, os.path.dirname(os.path.abspath(sys.argv[1])))
+reported = set()
+def audit(event, args):
+    if event != "open" or not isinstance(args[0], (str, bytes, os.PathLike)):
+        return
+    try:  # an audit hook that raises would fail the open
+        path = os.path.abspath(os.fsdecode(args[0]))
+        if inside(path, checkout) and path not in reported and in_checkout(path):
+            reported.add(path)
+            sys.stderr.write({CHECKOUT_READ!r} + " " + path + "\\n")
+    except Exception:
+        pass
+sys.addaudithook(audit)
+sys.argv = [os.path.abspath(sys.argv[1]), *sys.argv[2:]]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
 
 
 def comfyui_path() -> pathlib.Path:
@@ -255,12 +288,20 @@ def installed_pack_dir() -> pathlib.Path:
 
 
 def start_comfy_server(root: pathlib.Path, extra_args=(), timeout: float = STARTUP_TIMEOUT_S,
-                       cpu: bool = True, harness_nodes: bool = False) -> ComfyServer:
+                       cpu: bool = True, harness_nodes: bool = False,
+                       custom_nodes: pathlib.Path | None = None) -> ComfyServer:
     """Starts ComfyUI on a free loopback port with scratch directories under `root`; returns once it answers.
 
     `harness_nodes`: also load `exvideo_harness/server_pack` (a small random SVD MODEL node), from a
-    custom-node folder of this server's own, so the shared custom_nodes/ stays what a user has."""
-    installed_pack_dir()
+    custom-node folder of this server's own, so the shared custom_nodes/ stays what a user has.
+
+    `custom_nodes`: a folder of installed packs (an unpacked Registry package, say) that the server loads
+    instead of ComfyUI's own custom_nodes/ (which links this checkout). Its every default folder is under
+    `root` (--base-directory), it runs without the checkout on sys.path, and it logs a CHECKOUT_READ line
+    for each file of the checkout it opens (ComfyUI's and the venv's aside): a pack that works only beside
+    its repository shows."""
+    if custom_nodes is None:
+        installed_pack_dir()
     root.mkdir(parents=True, exist_ok=True)
     # ComfyUI reads --input-directory while importing nodes and refuses a missing --user-directory.
     # models/exvideo is left to the pack, which creates it when it loads (tests/server/test_server.py).
@@ -277,10 +318,20 @@ def start_comfy_server(root: pathlib.Path, extra_args=(), timeout: float = START
         if not link.is_symlink():
             link.symlink_to(HARNESS_PACK, target_is_directory=True)
         paths["exvideo_harness"] = {"custom_nodes": str(packs)}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    main = ["main.py"]
+    if custom_nodes is not None:
+        (root / "custom_nodes").mkdir(exist_ok=True)  # ComfyUI lists <base directory>/custom_nodes
+        # Spelled as ComfyUI spells --base-directory's folder, so that root/custom_nodes is listed once.
+        paths["exvideo_packs"] = {"custom_nodes": os.path.normpath(os.path.abspath(custom_nodes))}
+        extra_args = ("--base-directory", str(root), *extra_args)
+        main = ["-c", _MAIN_WITHOUT_CHECKOUT, "main.py"]
+        allowed = (comfyui_path(), pathlib.Path(sys.prefix), root, pathlib.Path(custom_nodes))
+        env["EXVIDEO_CHECKOUT"] = os.pathsep.join(os.path.realpath(path) for path in (REPO_ROOT, *allowed))
     model_paths.write_text(json.dumps(paths))
     port = _free_port()
     command = [
-        sys.executable, "main.py",
+        sys.executable, *main,
         "--listen", "127.0.0.1", "--port", str(port), "--disable-auto-launch",
         "--output-directory", str(root / "output"),
         "--input-directory", str(root / "input"),
@@ -298,8 +349,7 @@ def start_comfy_server(root: pathlib.Path, extra_args=(), timeout: float = START
     log_path = root / "server.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            command, cwd=comfyui_path(), stdout=log, stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            command, cwd=comfyui_path(), stdout=log, stderr=subprocess.STDOUT, env=env,
             preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )
     server = ComfyServer(root, process, port, log_path)
