@@ -47,8 +47,12 @@ import os
 import pathlib
 import sys
 import time
-import tomllib
 from typing import Callable
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
 
 import torch
 
