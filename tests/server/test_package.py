@@ -112,6 +112,7 @@ def test_the_package_alone_registers_every_node_in_a_fresh_comfyui(installed_ser
     loaded = [line for line in import_times.splitlines() if line.strip()]
     assert len(loaded) == 1 and loaded[0].endswith(f": {pack}"), import_times  # the copy, once, nothing else
     assert "IMPORT FAILED" not in loaded[0]
+    assert "Unable to parse pyproject.toml" not in startup  # ComfyUI's comfy_config reads the package's
     info = server.client.object_info()
     ours = {node_id for node_id, node in info.items() if node["python_module"] == f"custom_nodes.{PACK_DIR_NAME}"}
     assert ours == pinned_node_ids()
@@ -138,3 +139,29 @@ def test_the_installed_pack_serves_its_workflow_templates(installed_server, pack
                if re.fullmatch(r"example_workflows/[^/]+\.json", name)}
     assert len(shipped) >= 5
     assert sorted(templates.get(PACK_DIR_NAME, [])) == sorted(shipped)
+
+
+PROBE_PACK = '''
+import sys
+for name in ("exvideo_core", "exvideo_harness"):
+    try:
+        __import__(name)
+        print("probe: imported", name, file=sys.stderr)
+    except ModuleNotFoundError:
+        print("probe: no module", name, file=sys.stderr)
+open(sys.argv[0]).close()  # ComfyUI's main.py: read freely
+open(READ_FROM_THE_CHECKOUT).close()
+NODE_CLASS_MAPPINGS = {}
+'''
+
+
+def test_the_package_server_hides_the_checkout_and_reports_what_a_pack_reads_from_it(tmp_path):
+    """The checks above could fail: a pack that imports from the checkout, or reads its files, shows."""
+    custom_nodes = tmp_path / "custom_nodes"
+    (custom_nodes / "probe").mkdir(parents=True)
+    readme = REPO_ROOT / "README.md"
+    (custom_nodes / "probe" / "__init__.py").write_text(f"READ_FROM_THE_CHECKOUT = {str(readme)!r}\n{PROBE_PACK}")
+    with start_comfy_server(tmp_path / "server", custom_nodes=custom_nodes) as server:
+        log = server.log_text()
+    assert "probe: no module exvideo_core" in log and "probe: no module exvideo_harness" in log, log
+    assert [line.strip() for line in log.splitlines() if CHECKOUT_READ in line] == [f"{CHECKOUT_READ} {readme}"]
