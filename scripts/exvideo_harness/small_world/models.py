@@ -31,6 +31,7 @@ UNET_CONFIG = SMALL_UNET_CONFIG  # 32 base channels, context_dim 64 = the CLIP c
 CLIP_SEED = 7
 VAE_FILE = "vae.safetensors"
 UNET_FILE = "unet.safetensors"
+EXVIDEO_FILE = "ExVideo-small-world-40f.safetensors"
 
 
 def weights_dir() -> pathlib.Path:
