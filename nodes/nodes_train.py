@@ -13,6 +13,7 @@ from comfy_api.v0_0_2 import io
 from exvideo_core import save_exvideo
 from exvideo_core.constraints import MIN_PIXELS, VAE_DOWNSCALE
 from exvideo_core.train import DatasetError, TrainConfig, VideoClipDataset, encode_clips
+from exvideo_core.train.dataset import MEASURE_MOTION
 from exvideo_core.paths import resolve_inside
 from exvideo_core.train.lora import LORA_DTYPES, check_lora, merge_lora, save_lora
 from exvideo_core.train.loss_plot import loss_plot, loss_values
@@ -57,8 +58,11 @@ class ExVideoTrainingClips(io.ComfyNode):
                 io.Int.Input("height", default=512, min=MIN_PIXELS, max=8192, step=VAE_DOWNSCALE,
                              tooltip="Clip height in pixels (multiples of 64 recommended)."),
                 io.Int.Input("frame_stride", default=1, min=1, max=100, tooltip="Take every n-th frame."),
-                io.Int.Input("motion_bucket_id", default=0, min=0, max=1023,
-                             tooltip="0 measures each clip's motion as the reference does; otherwise this bucket."),
+                io.Int.Input("motion_bucket_id", default=MEASURE_MOTION, min=MEASURE_MOTION, max=1023,
+                             tooltip=f"{MEASURE_MOTION} measures each clip's motion and trains the clip at its "
+                                     f"bucket (0 to 127), as the reference does; 0 or more trains every clip at that "
+                                     f"bucket, as motion_bucket_id means in the samplers. Workflows saved before "
+                                     f"used 0 to measure: set them to {MEASURE_MOTION}."),
                 frames_or_video("images", optional=True,
                                 tooltip="Frames of one video, used when no video_folder is chosen."),
             ],
@@ -86,7 +90,11 @@ class ExVideoTrainingClips(io.ComfyNode):
             raise DatasetError("ExVideo Training Clips needs a video_folder or an images input.")
         # An upper bound: videos too short for a clip are skipped while encoding.
         bar = comfy.utils.ProgressBar(len(dataset.sources) * dataset.clips_per_video)
-        clips = encode_clips(dataset, vae, clip_vision, motion_bucket_id or None,
+        if motion_bucket_id == 0:
+            logging.warning("ExVideo Training Clips: motion_bucket_id 0 trains every clip at bucket 0, the "
+                            "stillest; %d measures each clip's motion (workflows saved before used 0 for that)",
+                            MEASURE_MOTION)
+        clips = encode_clips(dataset, vae, clip_vision, motion_bucket_id,
                              progress=lambda done: bar.update_absolute(done))
         return io.NodeOutput(clips)
 

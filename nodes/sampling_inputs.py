@@ -10,7 +10,9 @@ def svd_sampling_inputs(steps: int = 50, seed: int = 1, steps_tooltip: str = "De
     `SamplingSettings(**sampling)` from these (a test checks the names stay in step)."""
     return [
         io.Int.Input("fps", default=30, min=1, max=1024, tooltip="Frame-rate conditioning (the model gets fps - 1)."),
-        io.Int.Input("motion_bucket_id", default=127, min=1, max=1023, tooltip="More motion with higher values."),
+        io.Int.Input("motion_bucket_id", default=127, min=0, max=1023,
+                     tooltip="SVD's motion bucket: more motion with higher values. A clip's measured motion "
+                             "falls in 0 (still) to 127, the buckets ExVideo Training Clips trains at."),
         io.Float.Input("augmentation_level", default=0.02, min=0.0, max=10.0, step=0.01,
                        tooltip="Noise added to the conditioning image; more frees the video from it."),
         io.Float.Input("min_cfg", default=2.0, min=0.0, max=100.0, step=0.1, round=0.01,

@@ -20,7 +20,7 @@ import torch
 
 from .. import safetensors_io
 from ..errors import CheckpointError
-from .dataset import DatasetError, VideoClip, motion_bucket, motion_score
+from .dataset import MEASURE_MOTION, DatasetError, VideoClip, check_motion_bucket_setting, motion_bucket, motion_score
 
 _FORMAT = "exvideo_clip_cache/1"
 
@@ -39,23 +39,26 @@ class EncodedClip:
 
 
 @torch.no_grad()
-def encode_clip(clip: VideoClip, vae, clip_vision, motion_bucket_id: int | None = None) -> EncodedClip:
+def encode_clip(clip: VideoClip, vae, clip_vision, motion_bucket_id: int = MEASURE_MOTION) -> EncodedClip:
     """`vae`: ComfyUI VAE (encode takes IMAGE in [0, 1]); `clip_vision`: ComfyUI CLIP vision model."""
+    check_motion_bucket_setting(motion_bucket_id)
     frames = clip.frames[..., :3]
     latents = vae.encode(frames).float().cpu()
     image_embeds = clip_vision.encode_image(frames[:1]).image_embeds.float().cpu()
     score = motion_score(frames)
-    bucket = motion_bucket(score) if motion_bucket_id is None else motion_bucket_id
+    bucket = motion_bucket(score) if motion_bucket_id == MEASURE_MOTION else motion_bucket_id
     return EncodedClip(clip.name, latents, image_embeds, bucket, score)
 
 
-def encode_clips(clips: Iterable[VideoClip], vae, clip_vision, motion_bucket_id: int | None = None,
+def encode_clips(clips: Iterable[VideoClip], vae, clip_vision, motion_bucket_id: int = MEASURE_MOTION,
                  progress: Callable[[int], None] | None = None) -> list[EncodedClip]:
-    """Encode every clip; `motion_bucket_id` fixes the bucket instead of measuring each clip's motion.
+    """Encode every clip; a `motion_bucket_id` of 0 or more fixes the bucket instead of measuring each
+    clip's motion (MEASURE_MOTION).
 
     `progress(clips_done)` is called after each clip; an exception it raises
     (ComfyUI's interrupt) stops the encoding.
     """
+    check_motion_bucket_setting(motion_bucket_id)  # before the first clip is read
     encoded = []
     for clip in clips:
         encoded.append(encode_clip(clip, vae, clip_vision, motion_bucket_id))

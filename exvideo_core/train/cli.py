@@ -12,7 +12,8 @@ The config file (TOML; relative paths are relative to it):
     [data]
     videos = "clips/"                        # a folder of mp4/webm/gif/mov
     frames = 128                             # also: width, height, frame_stride, clips_per_video,
-                                             #       recursive, motion_bucket_id (0: measured per clip)
+                                             #       recursive, motion_bucket_id (-1, the default: measured
+                                             #       per clip; 0 and up: that bucket for every clip)
     [train]
     steps = 1000                             # any TrainConfig field (see config.py)
     [output]
@@ -61,7 +62,7 @@ from ..errors import ExVideoError
 from .config import TrainConfig, TrainConfigError
 
 DATA_DEFAULTS = {"frames": 128, "width": 512, "height": 512, "frame_stride": 1, "clips_per_video": 1,
-                 "recursive": False, "motion_bucket_id": 0}
+                 "recursive": False, "motion_bucket_id": -1}  # dataset.MEASURE_MOTION (a test holds them equal)
 LAYOUTS = ("diffsynth", "comfyui")
 EXIT_ERROR, EXIT_INTERRUPTED = 1, 130
 
@@ -161,7 +162,7 @@ def training_clips(run: RunConfig, load_checkpoint: LoadCheckpoint, rank: int):
                                                data["frame_stride"], data["clips_per_video"], data["recursive"])
         model, vae, clip_vision = load_checkpoint(run.checkpoint, True)
         logging.info("encoding training clips from %s", run.videos)
-        clips = encode_clips(dataset, vae, clip_vision, data["motion_bucket_id"] or None,
+        clips = encode_clips(dataset, vae, clip_vision, data["motion_bucket_id"],
                              progress=lambda done: logging.info("encoded %d clip(s)", done))
         del vae, clip_vision
         save_clip_cache(clips, run.cache_path)

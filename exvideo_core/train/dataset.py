@@ -11,13 +11,13 @@ DiffSynth's pipeline, on which the motion score is measured.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import logging
 import os
 import pathlib
 from typing import Iterator, Sequence
 
-import numpy as np
 import torch
 
 from ..constraints import check_frame_count, check_training_size
@@ -25,14 +25,33 @@ from ..errors import ExVideoError
 from ..frames import resize_frames
 from ..video_io import VIDEO_EXTENSIONS, VideoReadError, read_video
 
-# Every 8th threshold of the motion-score -> bucket table in DiffSynth's ExVideo
-# training example (MotionBucketManager); interpolating linearly between them
-# lands within one bucket of the full 128-entry table.
-_MOTION_ANCHORS = np.array([
-    0.0122, 0.0283, 0.0424, 0.0576, 0.0726, 0.0877, 0.1020, 0.1164, 0.1334,
-    0.1510, 0.1703, 0.1926, 0.2147, 0.2436, 0.2813, 0.3321, 0.4409])
-_MOTION_ANCHOR_BUCKETS = np.array([1, *range(8, 127, 8), 127])
-MAX_MOTION_BUCKET = 127
+# The motion score at which each of SVD's 128 motion buckets starts, from the
+# MotionBucketManager of DiffSynth's ExVideo training example
+# (examples/ExVideo/ExVideo_svd_train.py): a clip's bucket is the largest id
+# whose threshold its score reaches.
+MOTION_THRESHOLDS = (
+    0.000000000, 0.012205946, 0.015117834, 0.018080613, 0.020614484, 0.021959992, 0.024088068, 0.026323952,
+    0.028277775, 0.029968588, 0.031836554, 0.033596724, 0.035121530, 0.037200287, 0.038914755, 0.040696491,
+    0.042368013, 0.044265781, 0.046311017, 0.048243891, 0.050294187, 0.052142400, 0.053634230, 0.055612389,
+    0.057594258, 0.059410289, 0.061283995, 0.063603796, 0.065192916, 0.067146860, 0.069066539, 0.070390493,
+    0.072588451, 0.073959745, 0.075889029, 0.077695683, 0.079783581, 0.082162730, 0.084092639, 0.085958421,
+    0.087700523, 0.089684933, 0.091688842, 0.093335517, 0.094987206, 0.096664011, 0.098314710, 0.100262381,
+    0.101984538, 0.103404313, 0.105280340, 0.106974818, 0.109028399, 0.111164779, 0.113065213, 0.114362158,
+    0.116407216, 0.118063427, 0.119524263, 0.121835820, 0.124242283, 0.126202747, 0.128989249, 0.131672353,
+    0.133417681, 0.135567948, 0.137313649, 0.139189199, 0.140912935, 0.143525436, 0.145718485, 0.148315132,
+    0.151039496, 0.153218940, 0.155252382, 0.157651082, 0.159966752, 0.162195817, 0.164811596, 0.167341709,
+    0.170251891, 0.172651157, 0.175550997, 0.178372145, 0.181039348, 0.183565900, 0.186599866, 0.190071866,
+    0.192574754, 0.195026234, 0.198099136, 0.200210452, 0.202522039, 0.205410406, 0.208610669, 0.211623028,
+    0.214723110, 0.218520239, 0.222194016, 0.225363150, 0.229384825, 0.233422622, 0.237012610, 0.240735114,
+    0.243622541, 0.247465774, 0.252190471, 0.257356376, 0.261856794, 0.266556412, 0.271076709, 0.277361482,
+    0.281250387, 0.286582440, 0.291158527, 0.296712339, 0.303008437, 0.311793238, 0.318485111, 0.326999635,
+    0.332138240, 0.341770738, 0.354188830, 0.365194678, 0.379234344, 0.401538879, 0.416078776, 0.440871328,
+)
+MAX_MOTION_BUCKET = len(MOTION_THRESHOLDS) - 1
+# The motion_bucket_id setting of the training clips that measures each clip's
+# bucket from its motion instead of fixing one (0 and up are buckets, as in the
+# samplers; before, 0 meant "measure").
+MEASURE_MOTION = -1
 
 
 class DatasetError(ExVideoError, ValueError):
@@ -53,9 +72,14 @@ def motion_score(frames: torch.Tensor) -> float:
 
 def motion_bucket(score: float) -> int:
     """SVD's `motion_bucket_id` (0..127) for a motion score, as DiffSynth's example assigns it."""
-    if score < _MOTION_ANCHORS[0]:
-        return 0
-    return int(min(MAX_MOTION_BUCKET, np.floor(np.interp(score, _MOTION_ANCHORS, _MOTION_ANCHOR_BUCKETS))))
+    return max(0, bisect.bisect_right(MOTION_THRESHOLDS, score) - 1)
+
+
+def check_motion_bucket_setting(motion_bucket_id: int) -> None:
+    """Refuses a motion_bucket_id setting that is neither MEASURE_MOTION nor a bucket."""
+    if motion_bucket_id < MEASURE_MOTION:
+        raise DatasetError(f"motion_bucket_id must be {MEASURE_MOTION} (measure each clip's motion) or a bucket "
+                           f"of 0 or more, got {motion_bucket_id}")
 
 
 def resize_center_crop(frames: torch.Tensor, width: int, height: int) -> torch.Tensor:

@@ -5,8 +5,9 @@ import torch
 
 from exvideo_core import CheckpointError
 from exvideo_core.safetensors_io import save
-from exvideo_core.train import (VideoClipDataset, encode_clips, load_clip_cache, motion_bucket, motion_score,
-                                save_clip_cache)
+from exvideo_core.train import (DatasetError, VideoClipDataset, encode_clips, load_clip_cache, motion_bucket,
+                                motion_score, save_clip_cache)
+from exvideo_core.train.dataset import MEASURE_MOTION
 from exvideo_harness.train_data import moving_square_video, tiny_clip_vision, tiny_vae, training_clips
 
 
@@ -36,6 +37,24 @@ def test_fixed_motion_bucket():
     dataset = VideoClipDataset.from_images(moving_square_video(8, size=64), 8, 128, 128)
     (clip,) = encode_clips(dataset, tiny_vae(), tiny_clip_vision(), motion_bucket_id=127)
     assert clip.motion_bucket_id == 127
+
+
+def test_minus_one_measures_and_zero_is_bucket_zero_as_in_the_samplers():
+    dataset = VideoClipDataset.from_images(moving_square_video(8, size=64), 8, 128, 128)
+    (measured,) = encode_clips(dataset, tiny_vae(), tiny_clip_vision(), motion_bucket_id=MEASURE_MOTION)
+    assert MEASURE_MOTION == -1 and measured.motion_bucket_id == motion_bucket(measured.motion_score) > 0
+    (still,) = encode_clips(dataset, tiny_vae(), tiny_clip_vision(), motion_bucket_id=0)
+    assert still.motion_bucket_id == 0
+
+
+def test_a_setting_below_minus_one_is_refused_before_any_clip_is_read():
+    class Unread:
+        def __iter__(self):
+            raise AssertionError("a clip was read")
+
+    with pytest.raises(DatasetError, match=r"motion_bucket_id must be -1 \(measure each clip's motion\) or a "
+                                           r"bucket of 0 or more, got -2"):
+        encode_clips(Unread(), tiny_vae(), tiny_clip_vision(), motion_bucket_id=-2)
 
 
 def test_cache_round_trip(tmp_path):

@@ -17,6 +17,7 @@ import torch
 from exvideo_core import load_exvideo, safetensors_io
 from exvideo_core.train import TrainConfigError, load_state
 from exvideo_core.train.cli import load_run_config
+from exvideo_core.train.dataset import MEASURE_MOTION
 from exvideo_core.train.lora import REQUIRES, extension_fingerprint
 from exvideo_core.video_io import write_mp4
 from exvideo_harness.cache import REPO_ROOT
@@ -73,6 +74,13 @@ def test_config_paths_are_relative_to_the_file_and_defaults_fill_in(tmp_path, vi
     assert run.checkpoint == tmp_path / "svd.safetensors" and run.output == tmp_path / "run"
     assert run.videos == videos and run.data["frame_stride"] == 2 and run.data["clips_per_video"] == 1
     assert run.train.steps == 2 and run.train.mode == "full" and run.layout == "diffsynth"
+
+
+def test_motion_bucket_id_measures_by_default_and_0_is_bucket_0(tmp_path, videos):
+    """As in ExVideo Training Clips: one sentinel measures each clip's motion, and 0 is the samplers' bucket 0."""
+    assert load_run_config(write_config(tmp_path / "a", videos)).data["motion_bucket_id"] == MEASURE_MOTION
+    fixed = load_run_config(write_config(tmp_path / "b", videos, data={"motion_bucket_id": 0}))
+    assert fixed.data["motion_bucket_id"] == 0
 
 
 def test_the_clip_cache_is_named_after_the_data_settings(tmp_path, videos):

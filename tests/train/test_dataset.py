@@ -1,12 +1,13 @@
 """VideoClipDataset: windows, stride, resize + crop, skipping and errors; motion score and bucket."""
 
 import logging
+import math
 
 import pytest
 import torch
 
 from exvideo_core.train import DatasetError, VideoClipDataset, encode_clips, motion_bucket, motion_score
-from exvideo_core.train.dataset import resize_center_crop
+from exvideo_core.train.dataset import MAX_MOTION_BUCKET, MOTION_THRESHOLDS, resize_center_crop
 from exvideo_core.video_io import write_mp4
 from exvideo_harness.train_data import moving_square_video
 
@@ -85,10 +86,35 @@ def test_motion_score_is_the_mean_temporal_std_of_the_signed_pixels():
     assert motion_score(flicker) == pytest.approx((4 / 3) ** 0.5)
 
 
-def test_motion_buckets_follow_diffsynths_table():
-    # Thresholds of buckets 8, 64 and 120 in DiffSynth's table, and its ends.
-    assert [motion_bucket(s) for s in (0.0283, 0.1334, 0.3321)] == [8, 64, 120]
-    assert motion_bucket(0.0121) == 0 and motion_bucket(0.5) == 127
-    scores = torch.linspace(0, 0.5, 200).tolist()
-    buckets = [motion_bucket(s) for s in scores]
-    assert buckets == sorted(buckets) and buckets[-1] == 127
+def diffsynth_bucket(score: float) -> int:
+    """MotionBucketManager.get_bucket_id of DiffSynth's examples/ExVideo/ExVideo_svd_train.py, as it reads."""
+    for bucket_id in range(len(MOTION_THRESHOLDS) - 1):
+        if MOTION_THRESHOLDS[bucket_id + 1] > score:
+            return bucket_id
+    return len(MOTION_THRESHOLDS) - 1
+
+
+def test_the_table_is_diffsynths_128_thresholds():
+    assert len(MOTION_THRESHOLDS) == 128 and MAX_MOTION_BUCKET == 127
+    assert list(MOTION_THRESHOLDS) == sorted(set(MOTION_THRESHOLDS))
+    # Spot checks against MotionBucketManager.thresholds: its ends, and buckets 8, 64 and 120.
+    assert (MOTION_THRESHOLDS[0], MOTION_THRESHOLDS[1], MOTION_THRESHOLDS[-1]) == (0.0, 0.012205946, 0.440871328)
+    assert (MOTION_THRESHOLDS[8], MOTION_THRESHOLDS[64], MOTION_THRESHOLDS[120]) == (0.028277775, 0.133417681,
+                                                                                     0.332138240)
+
+
+def test_every_bucket_starts_at_its_threshold_as_in_diffsynth():
+    for bucket, threshold in enumerate(MOTION_THRESHOLDS):
+        assert motion_bucket(threshold) == bucket == diffsynth_bucket(threshold)
+        if bucket:
+            below = math.nextafter(threshold, 0.0)
+            assert motion_bucket(below) == bucket - 1 == diffsynth_bucket(below)
+    assert motion_bucket(0.5) == 127 and motion_bucket(-0.1) == 0 == diffsynth_bucket(-0.1)
+    for score in torch.linspace(0, 0.5, 2001).tolist():
+        assert motion_bucket(score) == diffsynth_bucket(score), score
+
+
+@pytest.mark.parametrize("score, bucket", [(0.02025, 3), (0.05, 19), (0.22915, 99), (0.3865, 124)])
+def test_scores_between_the_old_anchors_get_the_tables_bucket(score, bucket):
+    """Midway between two of the 17 thresholds the interpolation used, it was one bucket off the table."""
+    assert motion_bucket(score) == bucket == diffsynth_bucket(score)
