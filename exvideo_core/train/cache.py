@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
 from typing import Callable, Iterable, Sequence
 
@@ -71,9 +72,43 @@ def encode_clips(clips: Iterable[VideoClip], vae, clip_vision, motion_bucket_id:
 
 
 def fingerprint(clips: Sequence[EncodedClip]) -> str:
-    """Identifies a cache by its clips' names, shapes and buckets (not values), to check a resume."""
+    """Identifies a cache by its clips' names, shapes and buckets (not values): the same in every process of a
+    distributed run, and all a training state saved before `clip_record` holds of its clips."""
     entries = [(c.name, list(c.latents.shape), list(c.image_embeds.shape), c.motion_bucket_id) for c in clips]
     return hashlib.sha256(json.dumps(entries).encode()).hexdigest()[:16]
+
+
+# How close the content numbers of `clip_record` must be for a resume to take them for the same clip: encoding
+# the same video again gives them up to float rounding (less than this even with another device or precision
+# of the VAE); other frames give numbers far apart.
+CONTENT_TOLERANCE = {"rel_tol": 1e-2, "abs_tol": 1e-3}
+
+
+def clip_record(clips: Sequence[EncodedClip]) -> list[dict]:
+    """What a training state keeps of the clips it was trained on: names, shapes, buckets, and the content
+    numbers `clip_difference` compares (the motion score; the mean latent of the first and the last frame,
+    so that a reversed clip differs too)."""
+    return [{"name": c.name, "latents": list(c.latents.shape), "image_embeds": list(c.image_embeds.shape),
+             "motion_bucket_id": c.motion_bucket_id,
+             "content": [c.motion_score, c.latents[0].mean().item(), c.latents[-1].mean().item()]}
+            for c in clips]
+
+
+def clip_difference(saved: Sequence[dict], clips: Sequence[EncodedClip]) -> str | None:
+    """How `clips` differ from the `clip_record` of a state, in words; None when they are the same clips."""
+    if len(saved) != len(clips):
+        return f"{len(saved)} clip(s) then, {len(clips)} now"
+    for old, new in zip(saved, clip_record(clips)):
+        if old["name"] != new["name"]:
+            return f"clip {new['name']!r} where {old['name']!r} was"
+        for key, what in (("latents", "latent shape"), ("image_embeds", "image embedding size"),
+                          ("motion_bucket_id", "motion bucket")):
+            if old[key] != new[key]:
+                return f"clip {new['name']!r} has {what} {new[key]}, {old[key]} then"
+        if not all(math.isclose(a, b, **CONTENT_TOLERANCE)
+                   for a, b in zip(old["content"], new["content"])):
+            return f"clip {new['name']!r} holds other frames under the same name and size"
+    return None
 
 
 def save_clip_cache(clips: Sequence[EncodedClip], path: str | os.PathLike) -> None:

@@ -108,6 +108,11 @@ def lora_state_dict(values: Mapping[str, torch.Tensor], alpha: float,
     return state_dict
 
 
+def lora_values(values: Mapping[str, torch.Tensor]) -> int:
+    """How many values `lora_state_dict` writes for these factors: theirs and an alpha for each layer."""
+    return sum(values[path + UP].numel() + values[path + DOWN].numel() + 1 for path in lora_targets())
+
+
 def merge_lora(weights: ExVideoWeights, lora: Mapping[str, torch.Tensor], strength: float = 1.0) -> ExVideoWeights:
     """`weights` with `lora` folded into its temporal tensors, exactly as ComfyUI would apply it."""
     key_map = {key.removesuffix(".weight"): key for key in weights.tensors if key.endswith(".weight")}

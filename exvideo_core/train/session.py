@@ -6,13 +6,16 @@
     session.save_lora(path, ema=False, dtype="fp32")                 # lora mode, the one LoRA writer
     session.save_results(folder, layout="diffsynth")                 # exvideo[-ema] and lora[-ema] files
 
-Resume: a saved run continues only with the settings it was saved with.
-`RESUMABLE_CHANGES` names the fields that may differ (`steps`: train a
-finished run further or stop earlier; `save_every`: how often the state is
-written, which changes no tensor); any other difference is refused with
-`ResumeSettingsError`, naming every changed field, before anything is
-loaded. Keeping the saved settings quietly would train something the user
-did not ask for; silently starting over would discard the saved run.
+Resume: a saved run continues only with the settings and the clips it was
+saved with. `RESUMABLE_CHANGES` names the fields that may differ (`steps`:
+train a finished run further or stop earlier; `save_every`: how often the
+state is written, which changes no tensor); any other difference is refused
+with `ResumeSettingsError`, naming every changed field, and other clips
+(`cache.clip_difference`: other videos, sizes, buckets or frames) with
+`ResumeDataError`, both before anything is loaded. Keeping the saved
+settings quietly would train something the user did not ask for; silently
+starting over would discard the saved run; continuing on a new dataset
+would mix two trainings under one name.
 
 LoRA files: written by `lora.save_lora` alone (ComfyUI's generic LoRA keys,
 which LoraLoaderModelOnly reads, with the `exvideo.requires` text and the
@@ -36,6 +39,7 @@ from typing import Callable, Iterator, Mapping, Sequence
 
 import torch
 
+from ..errors import InputError
 from ..weights import ExVideoWeights
 from .config import TrainConfig, TrainConfigError
 
@@ -49,6 +53,10 @@ class ResumeSettingsError(TrainConfigError):
     def __init__(self, message: str, changed: list[str]):
         super().__init__(message)
         self.changed = changed
+
+
+class ResumeDataError(InputError):
+    """A saved run was asked to continue on other clips than it was trained on."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,11 +74,14 @@ def changed_settings(saved: TrainConfig, wanted: TrainConfig) -> list[str]:
 
 
 def check_resumable(state_path: str | os.PathLike, config: TrainConfig,
-                    new_run_hint: str = "choose another state file to start a new run") -> int:
-    """The step the saved run is at, or `ResumeSettingsError` naming each setting that changed (and how)."""
-    from .state import read_state_config
+                    new_run_hint: str = "choose another state file to start a new run",
+                    clips: Sequence | None = None) -> int:
+    """The step the saved run is at, or `ResumeSettingsError` naming each setting that changed (and how), or,
+    when `clips` are given, `ResumeDataError` if they are not the clips the run was trained on."""
+    from .state import read_state_header
 
-    saved, step = read_state_config(state_path)
+    header = read_state_header(state_path)
+    saved, step = header.config, header.step
     changed = changed_settings(saved, config)
     if changed:
         details = ", ".join(f"{name}: saved {getattr(saved, name)!r}, now {getattr(config, name)!r}"
@@ -79,7 +90,22 @@ def check_resumable(state_path: str | os.PathLike, config: TrainConfig,
         raise ResumeSettingsError(
             f"{state_path} holds a run with other settings ({', '.join(changed)}; only {allowed} may change on "
             f"resume; {details}). Restore them, or {new_run_hint}.", changed)
+    if clips is not None:
+        difference = _clip_difference(header, clips)
+        if difference:
+            raise ResumeDataError(
+                f"{state_path} holds a run trained on other clips than these ({difference}); resuming would go on "
+                f"training it on a different dataset. Give it its own clips, or {new_run_hint}.")
     return step
+
+
+def _clip_difference(header, clips: Sequence) -> str | None:
+    from .cache import clip_difference, fingerprint
+
+    if header.clips is not None:
+        return clip_difference(header.clips, clips)
+    # A state saved before clip records knows its clips only by name, shape and bucket.
+    return None if header.data == fingerprint(clips) else "other names, sizes or motion buckets"
 
 
 class TrainingSession:
@@ -102,7 +128,7 @@ class TrainingSession:
         """Continue the run saved at `state_path`; refused by name if `config` changes one of its settings."""
         from .trainer import Trainer
 
-        step = check_resumable(state_path, config, new_run_hint)
+        step = check_resumable(state_path, config, new_run_hint, clips)
         logging.info("resuming %s at step %d of %d", state_path, step, config.steps)
         return cls(Trainer.resume(model, clips, state_path, config=config), state_path, True)
 

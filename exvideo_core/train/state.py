@@ -7,7 +7,8 @@ Tensors (all fp32):
     ema.<name>                the EMA (when on)
 Metadata (JSON strings): the config, the step and loss history, the
 optimizer's scalars (per-tensor step counts), the fp16 loss scaler, the
-extension's own metadata and the data fingerprint.
+extension's own metadata, the data fingerprint and the record of the clips
+(`cache.clip_record`; absent from states saved before it existed).
 
 Nothing is pickled, so a state file is as safe to open as a model file, and
 the write is atomic (temporary file, then rename): an interrupt during a
@@ -30,6 +31,7 @@ from ..weights import ExVideoWeights, from_state_dict
 from .config import TrainConfig
 
 FORMAT = "exvideo_train_state/1"
+STORED_DTYPE = torch.float32  # of every tensor in the file
 _SECTIONS = ("exvideo.", "lora.", "optim.", "ema.")
 SUFFIX = ".state.safetensors"
 
@@ -57,6 +59,17 @@ class TrainState:
     ema: dict[str, torch.Tensor] | None
     scaler: dict | None  # torch.amp.GradScaler.state_dict() under fp16 autocast
     data: str  # fingerprint of the clips it was trained on
+    clips: list[dict] | None = None  # cache.clip_record of those clips; None in states saved before it existed
+
+
+@dataclasses.dataclass(frozen=True)
+class StateHeader:
+    """What a resume checks before loading a state: the run's settings, its step and its clips."""
+
+    config: TrainConfig
+    step: int
+    data: str
+    clips: list[dict] | None
 
 
 def save_state(state: TrainState, path: str | os.PathLike) -> None:
@@ -70,7 +83,7 @@ def save_state(state: TrainState, path: str | os.PathLike) -> None:
                 scalars.setdefault(name, {})[field] = value.item()
             else:
                 tensors[f"optim.{name}.{field}"] = value
-    tensors = {k: v.detach().to(device="cpu", dtype=torch.float32) for k, v in tensors.items()}
+    tensors = {k: v.detach().to(device="cpu", dtype=STORED_DTYPE) for k, v in tensors.items()}
     metadata = {
         "format": FORMAT,
         "config": state.config.to_json(),
@@ -83,20 +96,33 @@ def save_state(state: TrainState, path: str | os.PathLike) -> None:
         "has_lora": json.dumps(state.lora is not None),
         "has_ema": json.dumps(state.ema is not None),
     }
+    if state.clips is not None:
+        metadata["clips"] = json.dumps(state.clips)
     safetensors_io.save(tensors, path, metadata)
 
 
-def read_state_config(path: str | os.PathLike) -> tuple[TrainConfig, int]:
-    """The config and step count of a saved run, from the file's header alone (no tensor is read)."""
+def state_bytes(extension_values: int, lora_values: int, trained_values: int, ema: bool) -> int:
+    """The bytes of the tensors `save_state` writes for a run of these sizes (in values): the extension, the
+    LoRA, AdamW's two moments of every trained tensor and, with an EMA, its copy of them."""
+    return STORED_DTYPE.itemsize * (extension_values + lora_values + (2 + ema) * trained_values)
+
+
+def read_state_header(path: str | os.PathLike) -> StateHeader:
+    """The settings, step count and clips of a saved run, from the file's header alone (no tensor is read)."""
     _, metadata = safetensors_io.read_header(pathlib.Path(path))
     name = os.path.basename(os.fspath(path))
     if metadata.get("format") != FORMAT:
         raise CheckpointError(f"{name} is not an ExVideo training state (expected format {FORMAT!r}, "
                               f"found {metadata.get('format')!r})")
     try:
-        return TrainConfig.from_json(metadata["config"]), int(json.loads(metadata["progress"])["step"])
+        return StateHeader(TrainConfig.from_json(metadata["config"]), int(json.loads(metadata["progress"])["step"]),
+                           metadata["data"], _clips(metadata))
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"{name} is a damaged ExVideo training state ({type(e).__name__}: {e})") from None
+
+
+def _clips(metadata: dict) -> list[dict] | None:
+    return json.loads(metadata["clips"]) if "clips" in metadata else None
 
 
 def load_state(path: str | os.PathLike) -> TrainState:
@@ -127,6 +153,7 @@ def load_state(path: str | os.PathLike) -> TrainState:
             ema=sections["ema."] if json.loads(metadata["has_ema"]) else None,
             scaler=json.loads(metadata["scaler"]),
             data=metadata["data"],
+            clips=_clips(metadata),
         )
     except CheckpointError:
         raise

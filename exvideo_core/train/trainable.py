@@ -137,6 +137,10 @@ class TrainableExtension:
         """The extension the run has made so far; `values` (same names as `parameters()`) override, e.g. EMA."""
         raise NotImplementedError
 
+    def lora_values(self) -> int:
+        """How many values the run's LoRA file holds (none without a LoRA)."""
+        return 0
+
     def _metadata(self) -> dict[str, str]:
         return {**self.start.metadata, "exvideo.source": "exvideo post-tuning", "exvideo.train_mode": self.mode}
 
@@ -205,3 +209,6 @@ class TemporalLoRA(TrainableExtension):
                         dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
         values = self.parameters() if values is None else values
         return lora_lib.lora_state_dict(values, self.alpha, dtype)
+
+    def lora_values(self) -> int:
+        return lora_lib.lora_values(self.parameters())

@@ -39,14 +39,14 @@ from ..patch import apply_exvideo, check_model, new_exvideo
 from ..temporal_block import MIN_LATENT_SIZE
 from ..weights import ExVideoWeights
 from . import distributed, optimizer as optimizers
-from .cache import EncodedClip, fingerprint
+from .cache import EncodedClip, clip_record, fingerprint
 from .config import TrainConfig
 from .dataset import DatasetError
 from .ema import EMA
 from .grad_checkpoint import add_gradient_checkpointing
 from .objective import denoising_loss, draw_sigma, training_sigmas
 from .seeding import generator
-from .state import TrainState, load_state, save_state
+from .state import TrainState, load_state, save_state, state_bytes
 from .trainable import FullTemporal, TemporalLoRA, TrainableExtension, layer_tensor_keys
 
 # `TrainConfig.autocast`: the compute dtype of the training clone (None: the MODEL's own).
@@ -114,13 +114,15 @@ class Trainer:
         self.losses: list[float] = []
         self._sigmas = training_sigmas(model)
         self._data = fingerprint(self.clips)
+        self._clip_record = clip_record(self.clips)
         self._updating = False
 
     @classmethod
     def resume(cls, model: comfy.model_patcher.ModelPatcher, clips: Sequence[EncodedClip],
                path: str | os.PathLike, steps: int | None = None, config: TrainConfig | None = None) -> "Trainer":
         """Continue the run saved at `path`; `steps` raises (or lowers) its total. `config` replaces the saved
-        config whole: `session.TrainingSession.resume` checks first that it changes no setting of the run."""
+        config whole: `session.TrainingSession.resume` checks first that it changes no setting of the run and
+        that `clips` are the run's."""
         # Nodes run in inference mode; tensors the optimizer will update in place must be ordinary ones.
         with torch.inference_mode(False):
             state = load_state(path)
@@ -298,6 +300,13 @@ class Trainer:
 
     # ------------------------------------------------------------------ state
 
+    def state_bytes(self) -> int:
+        """How large `save_state`'s file will be, told before training: its tensors (the header, a table of them and
+        the metadata, adds under a MiB)."""
+        return state_bytes(sum(t.numel() for t in self.trainable.start.tensors.values()),
+                           self.trainable.lora_values(), sum(p.numel() for p in self.parameters.values()),
+                           self.ema is not None)
+
     def save_state(self, path: str | os.PathLike) -> None:
         """Write the resumable state. In a distributed run every process must call it at the same step (the
         optimizer's shards are gathered on process 0, which alone writes); it returns once the file is written."""
@@ -309,13 +318,12 @@ class Trainer:
                 weights=dataclasses.replace(weights, metadata=dict(self.trainable.start.metadata)),
                 lora=self.lora_state_dict() if isinstance(self.trainable, TemporalLoRA) else None,
                 optimizer=optimizer, ema=None if self.ema is None else self.ema.values,
-                scaler=None if self.scaler is None else self.scaler.state_dict(), data=self._data), path)
+                scaler=None if self.scaler is None else self.scaler.state_dict(), data=self._data,
+                clips=self._clip_record), path)
         distributed.barrier()  # so any process may read the file next
 
     def _restore(self, state: TrainState) -> None:
-        if state.data != self._data:
-            logging.warning("ExVideo training: resuming on other clips than the run was saved with; the run "
-                            "continues but will not repeat what an uninterrupted run would have done")
+        # Whether these are the run's clips is session.check_resumable's rule, checked before the state is loaded.
         unknown = state.optimizer.keys() - set(self.parameters)
         if unknown:
             raise ExVideoError(f"the saved optimizer state names tensors this run does not train: {sorted(unknown)[:3]}")

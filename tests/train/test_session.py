@@ -13,15 +13,16 @@ import comfy.model_management
 import folder_paths
 
 from exvideo_core import load_exvideo
-from exvideo_core.safetensors_io import load
-from exvideo_core.train import TrainConfig, Trainer, cli
+from exvideo_core.errors import InputError
+from exvideo_core.safetensors_io import load, save
+from exvideo_core.train import TrainConfig, Trainer, VideoClipDataset, cli, encode_clips
 from exvideo_core.train.cache import save_clip_cache
 from exvideo_core.train.lora import REQUIRES, extension_fingerprint
-from exvideo_core.train.session import (RESUMABLE_CHANGES, ResumeSettingsError, SessionStart, TrainingSession,
-                                        changed_settings)
+from exvideo_core.train.session import (RESUMABLE_CHANGES, ResumeDataError, ResumeSettingsError, SessionStart,
+                                        TrainingSession, changed_settings)
 from exvideo_harness.pack import load_pack_nodes
 from exvideo_harness.svd_models import SMALL_UNET_CONFIG, build_svd_model
-from exvideo_harness.train_data import training_clips
+from exvideo_harness.train_data import moving_square_video, tiny_clip_vision, tiny_vae, training_clips
 
 LORA = TrainConfig(steps=2, mode="lora", lora_rank=4, lora_alpha=4.0, learning_rate=1e-2,
                    gradient_checkpointing=False, seed=3)
@@ -98,6 +99,60 @@ def test_resume_with_other_settings_is_refused_naming_them(saved_run):
     assert "seed: saved 3, now 4" in str(error.value)
     # resume off: a new run, whatever the saved one holds.
     assert not TrainingSession.open(model, training_clips(), wanted, saved_run, resume=False).resumed
+
+
+def other_video_clips() -> list:
+    """The saved run's clips by name, size, bucket and motion score, holding the frames of another video."""
+    dataset = VideoClipDataset.from_images(moving_square_video(16, square=48), 8, 128, 128, clips_per_video=2)
+    with torch.no_grad():
+        other = encode_clips(dataset, tiny_vae(), tiny_clip_vision())
+    return [dataclasses.replace(mine, latents=theirs.latents) for mine, theirs in zip(training_clips(), other)]
+
+
+@pytest.mark.parametrize("clips, difference", [
+    (lambda: training_clips()[:1], "2 clip(s) then, 1 now"),
+    (lambda: [dataclasses.replace(c, name=f"new_{c.name}") for c in training_clips()],
+     "clip 'new_images0@0' where 'images0@0' was"),
+    (lambda: [dataclasses.replace(c, motion_bucket_id=0) for c in training_clips()],
+     "clip 'images0@0' has motion bucket 0, 45 then"),
+    (other_video_clips, "clip 'images0@0' holds other frames under the same name and size"),
+    (lambda: [dataclasses.replace(c, latents=c.latents.flip(0)) for c in training_clips()],
+     "clip 'images0@0' holds other frames under the same name and size"),
+], ids=["fewer", "renamed", "other bucket", "other video", "reversed"])
+def test_resume_on_other_clips_is_refused_naming_the_run_the_difference_and_the_way_out(saved_run, clips,
+                                                                                         difference):
+    model = build_svd_model(SMALL_UNET_CONFIG, seed=0)
+    with pytest.raises(ResumeDataError) as error:
+        TrainingSession.open(model, clips(), LORA, saved_run, new_run_hint="start afresh")
+    assert str(error.value) == (f"{saved_run} holds a run trained on other clips than these ({difference}); "
+                                f"resuming would go on training it on a different dataset. Give it its own clips, "
+                                f"or start afresh.")
+    assert isinstance(error.value, InputError)
+    # resume off: a new run on these clips.
+    assert not TrainingSession.open(model, clips(), LORA, saved_run, resume=False).resumed
+
+
+def test_the_same_video_encoded_again_resumes_another_does_not(saved_run):
+    """Encoding a video again gives its numbers up to rounding (another device or precision): the run resumes;
+    another video's frames under the same clip names do not."""
+    model = build_svd_model(SMALL_UNET_CONFIG, seed=0)
+    again = [dataclasses.replace(c, latents=c.latents * (1 + 1e-4), motion_score=c.motion_score * (1 - 1e-5))
+             for c in training_clips()]
+    assert TrainingSession.open(model, again, LORA, saved_run).resumed
+    with pytest.raises(ResumeDataError, match="holds other frames"):
+        TrainingSession.open(model, other_video_clips(), LORA, saved_run)
+
+
+def test_a_state_saved_before_clip_records_is_checked_by_its_fingerprint(saved_run, tmp_path):
+    tensors, metadata = load(saved_run)
+    assert "clips" in metadata
+    del metadata["clips"]
+    old = tmp_path / "old.safetensors"
+    save(tensors, old, metadata)
+    model = build_svd_model(SMALL_UNET_CONFIG, seed=0)
+    assert TrainingSession.open(model, training_clips(), LORA, old).resumed
+    with pytest.raises(ResumeDataError, match=r"other clips than these \(other names, sizes or motion buckets\)"):
+        TrainingSession.open(model, training_clips()[:1], LORA, old)
 
 
 def test_resume_takes_more_steps_and_another_save_every(saved_run):

@@ -1,5 +1,7 @@
 """The resumable state file: everything a run needs, exactly, and nothing pickled."""
 
+import math
+
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
@@ -62,6 +64,19 @@ def test_state_holds_tensors_and_json_only(base, tmp_path):
     assert state.step == 1 and state.losses == [0.25] and state.config.mode == "lora"
     assert set(state.optimizer["diffusion_model.middle_block.1.time_pos_table.weight"]) == {
         "step", "exp_avg", "exp_avg_sq"}
+
+
+@pytest.mark.parametrize("mode, ema", [("full", None), ("full", 0.9), ("lora", None), ("lora", 0.9)])
+def test_the_state_size_is_known_before_the_state_is_written(base, tmp_path, mode, ema):
+    """Told before training (a full-size full-mode state is about 9 GiB): the tensors save_state writes."""
+    trainer = Trainer(base, training_clips(), TrainConfig(mode=mode, lora_rank=2, ema_decay=ema))
+    expected = trainer.state_bytes()
+    _fake_step(trainer, 1)  # AdamW's moments exist from the first step on
+    trainer.save_state(tmp_path / "state.safetensors")
+    header, _ = read_header(tmp_path / "state.safetensors")
+    written = sum(math.prod(entry["shape"]) * 4 for entry in header.values())
+    assert {entry["dtype"] for entry in header.values()} == {"F32"}
+    assert written == expected
 
 
 def test_lora_mode_saves_the_starting_temporal_tensors(base, tmp_path):
