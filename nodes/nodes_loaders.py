@@ -9,6 +9,9 @@ from exvideo_core import apply_exvideo, load_exvideo
 from . import model_folders
 from .types import ExVideo
 
+EXTENSION_TOOLTIP = ("The extension file, e.g. ExVideo-SVD-128f-v1.safetensors, in models/exvideo, or one ExVideo "
+                     "Save Extension wrote to output/exvideo.")
+
 FRAMES_TOOLTIP = ("Length of the position table in latent frames (= video frames). 0 keeps the extension's own "
                   "length (128 for ExVideo-SVD-128f-v1). A larger value extends the table with DiffSynth's "
                   "ping-pong initialisation; quality beyond the trained length needs post-tuning.")
@@ -51,10 +54,11 @@ class ExVideoLoader(io.ComfyNode):
             node_id="ExVideoLoader",
             display_name="Load ExVideo Extension",
             category="ExVideo/loaders",
-            description="Loads an ExVideo extension (.safetensors, DiffSynth's released layout or ours) from models/exvideo.",
+            description="Loads an ExVideo extension (.safetensors, DiffSynth's released layout or ours) from "
+                        "models/exvideo or output/exvideo.",
             inputs=[
                 io.Combo.Input("exvideo_name", options=model_folders.extension_names(),
-                               tooltip="The extension file, e.g. ExVideo-SVD-128f-v1.safetensors, in models/exvideo."),
+                               tooltip=EXTENSION_TOOLTIP),
                 io.Int.Input("frames", default=0, min=0, max=4096, tooltip=FRAMES_TOOLTIP),
             ],
             outputs=[ExVideo.Output(display_name="exvideo",
@@ -79,7 +83,7 @@ class ApplyExVideo(io.ComfyNode):
             inputs=[
                 io.Model.Input("model", tooltip="An SVD / SVD-XT image-to-video model (Image Only Checkpoint Loader)."),
                 io.Combo.Input("exvideo_name", options=model_folders.extension_names(),
-                               tooltip="The extension file in models/exvideo."),
+                               tooltip=EXTENSION_TOOLTIP),
                 io.Int.Input("frames", default=0, min=0, max=4096, tooltip=FRAMES_TOOLTIP),
                 *_memory_inputs(),
             ],
@@ -125,7 +129,7 @@ class ExVideoCheckpointLoader(io.ComfyNode):
                 io.Combo.Input("ckpt_name", options=folder_paths.get_filename_list("checkpoints"),
                                tooltip="The SVD-XT checkpoint (svd_xt.safetensors) in models/checkpoints."),
                 io.Combo.Input("exvideo_name", options=model_folders.extension_names(),
-                               tooltip="The extension file in models/exvideo."),
+                               tooltip=EXTENSION_TOOLTIP),
                 io.Int.Input("frames", default=0, min=0, max=4096, tooltip=FRAMES_TOOLTIP),
                 *_memory_inputs(),
             ],

@@ -8,6 +8,7 @@ from exvideo_core.sampling import SamplingSettings
 from exvideo_core.video_io import video_frames
 
 from .sampling_inputs import svd_sampling_inputs
+from .size_inputs import video_size_inputs
 from .video_inputs import frames_or_video
 
 
@@ -27,10 +28,9 @@ class ExVideoRefine(io.ComfyNode):
                 io.Vae.Input("vae", tooltip="SVD's VAE, to encode the frames and the conditioning image."),
                 frames_or_video("images", tooltip="The video to refine, e.g. the decoded first pass; at most as "
                                                   "many frames as the extension's table (128 for ExVideo-SVD-128f)."),
-                io.Int.Input("width", default=1024, min=16, max=8192, step=8,
-                             tooltip="Output width in pixels; frames are resized (bicubic) and centre-cropped."),
-                io.Int.Input("height", default=1024, min=16, max=8192, step=8,
-                             tooltip="Output height in pixels; frames are resized (bicubic) and centre-cropped."),
+                *video_size_inputs(1024, 1024,
+                                   "Output width in pixels; frames are resized (bicubic) and centre-cropped.",
+                                   "Output height in pixels; frames are resized (bicubic) and centre-cropped."),
                 io.Float.Input("denoise", default=0.5, min=0.0, max=1.0, step=0.01,
                                tooltip="How much of the video is re-generated: 0 returns the encoded input, 1 "
                                        "ignores it. 0.5 in the reference."),

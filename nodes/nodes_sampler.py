@@ -6,6 +6,7 @@ from comfy_api.v0_0_2 import io
 from exvideo_core.sampling import SamplingSettings, image_to_video_conditioning, sample_video
 
 from .sampling_inputs import svd_sampling_inputs
+from .size_inputs import video_size_inputs
 
 
 class ExVideoSampler(io.ComfyNode):
@@ -23,8 +24,7 @@ class ExVideoSampler(io.ComfyNode):
                 io.ClipVision.Input("clip_vision", tooltip="SVD's image encoder."),
                 io.Vae.Input("vae", tooltip="SVD's VAE, to encode the image."),
                 io.Image.Input("image", tooltip="The first frame; only the first image of a batch is used."),
-                io.Int.Input("width", default=512, min=16, max=8192, step=8, tooltip="Video width in pixels."),
-                io.Int.Input("height", default=512, min=16, max=8192, step=8, tooltip="Video height in pixels."),
+                *video_size_inputs(512, 512, "Video width in pixels.", "Video height in pixels."),
                 io.Int.Input("frames", default=128, min=2, max=4096,
                              tooltip="Number of frames; at most the extension's table length."),
                 *svd_sampling_inputs(),

@@ -8,10 +8,9 @@ import torch
 
 import comfy.utils
 import folder_paths
-from comfy_api.v0_0_2 import io
+from comfy_api.v0_0_2 import io, ui
 
 from exvideo_core import save_exvideo
-from exvideo_core.constraints import MIN_PIXELS, VAE_DOWNSCALE
 from exvideo_core.train import DatasetError, TrainConfig, VideoClipDataset, encode_clips
 from exvideo_core.train.dataset import MEASURE_MOTION
 from exvideo_core.paths import resolve_inside
@@ -21,7 +20,10 @@ from exvideo_core.train.session import SessionStart, TrainingSession
 from exvideo_core.train.state import state_file
 from exvideo_core.video_io import video_frames
 
+from . import model_folders
+from .node_text import show_text
 from .output_paths import output_file
+from .size_inputs import video_size_inputs
 from .types import ExVideo
 from .video_inputs import frames_or_video
 
@@ -30,6 +32,9 @@ STATE_FOLDER = "exvideo_training"
 PREVIEW_SIZE = (512, 256)  # the loss curve shown on Post-Tune while it trains
 NO_FOLDER = "(none)"  # video_folder's first choice; "" (this input's old default) means the same
 NEW_RUN_HINT = "turn 'resume' off to start over (overwriting the saved state), or choose another run_name"
+# The frontend's control-after-generate modes. Post-Tune's seed had that widget until it was fixed; in a workflow
+# saved then, its mode is one more widget value, which now lands in run_name.
+SEED_CONTROL_VALUES = ("fixed", "increment", "decrement", "randomize")
 
 
 class ExVideoTrainingClips(io.ComfyNode):
@@ -53,10 +58,7 @@ class ExVideoTrainingClips(io.ComfyNode):
                 io.Int.Input("frames", default=128, min=2, max=4096,
                              tooltip="Frames per clip: the length the extension learns (128 in the reference). "
                                      "Shorter videos are skipped with a warning."),
-                io.Int.Input("width", default=512, min=MIN_PIXELS, max=8192, step=VAE_DOWNSCALE,
-                             tooltip="Clip width in pixels (multiples of 64 recommended)."),
-                io.Int.Input("height", default=512, min=MIN_PIXELS, max=8192, step=VAE_DOWNSCALE,
-                             tooltip="Clip height in pixels (multiples of 64 recommended)."),
+                *video_size_inputs(512, 512, "Clip width in pixels.", "Clip height in pixels."),
                 io.Int.Input("frame_stride", default=1, min=1, max=100, tooltip="Take every n-th frame."),
                 io.Int.Input("motion_bucket_id", default=MEASURE_MOTION, min=MEASURE_MOTION, max=1023,
                              tooltip=f"{MEASURE_MOTION} measures each clip's motion and trains the clip at its "
@@ -108,7 +110,8 @@ class ExVideoTrain(io.ComfyNode):
             category="ExVideo/training",
             description="Post-tunes SVD's temporal modules on the clips (the ExVideo recipe: AdamW, Karras sigmas, "
                         "x0 loss). The MODEL itself is not changed. Interrupting saves a resumable state under "
-                        "output/exvideo_training/<run_name>.",
+                        "output/exvideo_training/<run_name>; before training, the node shows how large that state "
+                        "will be (gigabytes in full mode) and where it goes.",
             inputs=[
                 io.Model.Input("model", tooltip="SVD (Image Only Checkpoint Loader); not an ExVideo-patched one."),
                 TrainingClips.Input("clips", tooltip="From ExVideo Training Clips."),
@@ -123,12 +126,18 @@ class ExVideoTrain(io.ComfyNode):
                 io.Int.Input("grad_accumulation", default=1, min=1, max=1024, tooltip="Clips per optimizer step."),
                 io.Boolean.Input("gradient_checkpointing", default=True,
                                  tooltip="Recompute activations in the backward pass: far less memory, ~30% slower."),
-                io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF,
-                             tooltip="Seed of the clip order, sigmas and noise."),
+                # Fixed, not the frontend's "randomize" for a seed: a new seed each queue would make the saved
+                # run refuse to resume (the seed is one of its settings).
+                io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=False,
+                             tooltip="Seed of the clip order, sigmas and noise; a setting of the run, so a saved "
+                                     "run resumes only with its own seed."),
                 io.String.Input("run_name", default="exvideo_run",
                                 tooltip="Name of the resumable state file; an existing state of this name is "
                                         "resumed when 'resume' is on."),
-                io.Boolean.Input("resume", default=True, tooltip="Continue the saved run of this name if there is one."),
+                io.Boolean.Input("resume", default=True,
+                                 tooltip="Continue the saved run of this name if there is one: only with its own "
+                                         "settings and clips (other ones are refused, saying what differs). Off "
+                                         "starts the run over, overwriting its saved state."),
                 ExVideo.Input("exvideo", optional=True,
                               tooltip="An extension to start from; default: a fresh one from the model."),
             ],
@@ -146,7 +155,16 @@ class ExVideoTrain(io.ComfyNode):
                                             "mode trains no LoRA: those nodes fail saying so, Save ExVideo "
                                             "Extension ignores it."),
             ],
+            hidden=[io.Hidden.unique_id],
         )
+
+    @classmethod
+    def validate_inputs(cls, run_name) -> bool | str:
+        if run_name in SEED_CONTROL_VALUES:
+            return (f"run_name is {run_name!r}, the mode of a seed's control widget: this ExVideo Post-Tune comes "
+                    f"from a workflow saved when its seed had that widget, and its later values moved one place "
+                    f"(run_name into resume). Set run_name and resume again, then save the workflow.")
+        return True
 
     @classmethod
     def execute(cls, model, clips, steps, mode, learning_rate, lora_rank, lora_alpha, grad_accumulation,
@@ -161,9 +179,15 @@ class ExVideoTrain(io.ComfyNode):
         session = TrainingSession.open(model, clips, config, state_path, resume=resume,
                                        start=SessionStart(weights=exvideo), new_run_hint=NEW_RUN_HINT)
         trainer = session.trainer
+        show_text(cls, f"ExVideo Post-Tune: the resumable state of this run takes {_size(trainer.state_bytes())} "
+                       f"and is written to {state_path} at the end and when interrupted.")
         result = session.run(progress=_loss_progress(steps, trainer.losses))
         lora = session.lora()
         return io.NodeOutput(trainer.patched_model(), trainer.weights(), {"loss": list(result.losses)}, lora)
+
+
+def _size(count: int) -> str:
+    return f"{count / 2**30:.1f} GiB" if count >= 2**30 else f"{count / 2**20:.1f} MiB"
 
 
 def _loss_progress(steps: int, losses: list[float]):
@@ -217,11 +241,14 @@ class ExVideoSaveExtension(io.ComfyNode):
             display_name="Save ExVideo Extension",
             category="ExVideo/training",
             description="Saves an extension as .safetensors in the output folder (a counter is appended, nothing "
-                        "is overwritten). Move it to models/exvideo to load it with Apply ExVideo.",
+                        "is overwritten) and shows where. Under exvideo/ it lands in output/exvideo, an exvideo "
+                        "model folder: the ExVideo loaders list it (refresh the page's node lists with R).",
             inputs=[
                 ExVideo.Input("exvideo", tooltip="The trained extension."),
                 io.String.Input("filename_prefix", default="exvideo/ExVideo-custom",
-                                tooltip="Name inside the output folder; may hold subfolders."),
+                                tooltip="Name inside the output folder; may hold subfolders. Starting with "
+                                        "exvideo/, the file is listed by the ExVideo loaders; elsewhere, move it "
+                                        "to models/exvideo to load it."),
                 io.Combo.Input("layout", options=["diffsynth", "comfyui"], default="diffsynth",
                                tooltip="diffsynth: the released layout, loadable by DiffSynth-Studio too; "
                                        "comfyui: ComfyUI's tensor names."),
@@ -231,6 +258,7 @@ class ExVideoSaveExtension(io.ComfyNode):
                                            "Leave it unconnected to save the LoRA separately."),
             ],
             outputs=[],
+            hidden=[io.Hidden.unique_id],
             is_output_node=True,
         )
 
@@ -240,7 +268,7 @@ class ExVideoSaveExtension(io.ComfyNode):
             exvideo = merge_lora(exvideo, lora)
         target = output_file(filename_prefix, ".safetensors")
         save_exvideo(exvideo, target.path, layout=layout)
-        return io.NodeOutput()
+        return _saved(cls, target.path, model_folders.FOLDER, "the ExVideo loaders")
 
 
 class ExVideoSaveLoRA(io.ComfyNode):
@@ -251,12 +279,15 @@ class ExVideoSaveLoRA(io.ComfyNode):
             display_name="Save ExVideo LoRA",
             category="ExVideo/training",
             description="Saves the LoRA of a lora-mode post-tuning run as a ComfyUI LoRA .safetensors in the output "
-                        "folder (a counter is appended, nothing is overwritten). Move it to models/loras; "
-                        "LoraLoaderModelOnly applies it on top of the extension saved from the same run.",
+                        "folder (a counter is appended, nothing is overwritten) and shows where. Under loras/ it "
+                        "lands in output/loras, which ComfyUI lists as a loras folder: LoraLoaderModelOnly applies "
+                        "it on top of the extension saved from the same run.",
             inputs=[
                 io.LoraModel.Input("lora", tooltip="The lora output of ExVideo Post-Tune (mode 'lora')."),
                 io.String.Input("filename_prefix", default="loras/ExVideo-lora",
-                                tooltip="Name inside the output folder; may hold subfolders."),
+                                tooltip="Name inside the output folder; may hold subfolders. Starting with "
+                                        "loras/, ComfyUI's LoRA loaders list the file; elsewhere, move it to "
+                                        "models/loras to load it."),
                 io.Combo.Input("dtype", options=list(LORA_DTYPES), default="fp32",
                                tooltip="Precision of the LoRA factors: fp32 reproduces the trained model exactly; "
                                        "fp16 and bf16 halve the file and round the factors."),
@@ -265,6 +296,7 @@ class ExVideoSaveLoRA(io.ComfyNode):
                                       "recorded in the file's metadata so the pair can be matched."),
             ],
             outputs=[],
+            hidden=[io.Hidden.unique_id],
             is_output_node=True,
         )
 
@@ -273,7 +305,23 @@ class ExVideoSaveLoRA(io.ComfyNode):
         check_lora(lora)  # before any folder is made for it
         target = output_file(filename_prefix, ".safetensors")
         save_lora(lora, target.path, dtype, extension=exvideo)
-        return io.NodeOutput()
+        return _saved(cls, target.path, "loras", "the LoRA loaders")
+
+
+def _saved(node_cls, path: str, model_folder: str, loaders: str) -> io.NodeOutput:
+    """Where a saved model went and whether `loaders` list it, on the node and as its UI output."""
+    name = model_folders.listed_name(model_folder, path)
+    if name is not None:
+        text = f"Saved {path}. {loaders[0].upper()}{loaders[1:]} list it as {name} (press R to refresh the lists)."
+    else:
+        text = (f"Saved {path}. No {model_folder} model folder holds it, so {loaders} do not list it: move it to "
+                f"{folder_paths.get_folder_paths(model_folder)[0]}")
+        if model_folders.listed_name(model_folder, os.path.join(folder_paths.get_output_directory(), model_folder,
+                                                                 "file")):
+            text += f", or save with a filename_prefix starting with {model_folder}/"
+        text += "."
+    show_text(node_cls, text)
+    return io.NodeOutput(ui=ui.PreviewText(text))
 
 
 NODES = [ExVideoTrainingClips, ExVideoTrain, ExVideoLossPlot, ExVideoSaveExtension, ExVideoSaveLoRA]

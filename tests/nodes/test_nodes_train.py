@@ -1,6 +1,9 @@
 """The training nodes, called as ComfyUI calls them, on the small SVD model and the moving-square video."""
 
 import importlib
+import re
+import sys
+import types
 
 import pytest
 import torch
@@ -8,8 +11,12 @@ import torch
 import comfy.model_management
 import comfy.utils
 import folder_paths
+from comfy_api.v0_0_2 import io
 
 from exvideo_core import load_exvideo
+from exvideo_core.train import motion_bucket
+from exvideo_core.train.dataset import MEASURE_MOTION
+from exvideo_core.train.session import ResumeDataError
 from exvideo_harness.pack import load_pack_nodes
 from exvideo_harness.svd_models import SMALL_UNET_CONFIG, build_svd_model
 from exvideo_harness.train_data import CLIP_FRAMES, moving_square_video, tiny_clip_vision, tiny_vae
@@ -32,12 +39,33 @@ def comfy_dirs(tmp_path, monkeypatch):
 def clips(train_nodes):
     with torch.inference_mode():  # as ComfyUI runs nodes
         out = train_nodes.ExVideoTrainingClips.execute(
-            tiny_vae(), tiny_clip_vision(), "", CLIP_FRAMES, 128, 128, 1, 0, images=moving_square_video(16))
+            tiny_vae(), tiny_clip_vision(), "", CLIP_FRAMES, 128, 128, 1, MEASURE_MOTION,
+            images=moving_square_video(16))
     return out.result[0]
+
+
+def progress_texts(monkeypatch, node_cls, node_id: str) -> list[tuple[str, str]]:
+    """The (text, node id) pairs the node sends as progress text, run as node `node_id` of a running server."""
+    shown = []
+    server = types.SimpleNamespace(send_progress_text=lambda text, sent_to: shown.append((text, sent_to)))
+    monkeypatch.setitem(sys.modules, "server", types.SimpleNamespace(PromptServer=types.SimpleNamespace(
+        instance=server)))
+    monkeypatch.setattr(node_cls, "hidden", io.HiddenHolder.from_dict({io.Hidden.unique_id: node_id}))
+    return shown
 
 
 def test_clips_from_images(clips):
     assert len(clips) == 1 and clips[0].num_frames == CLIP_FRAMES
+
+
+def test_motion_bucket_0_is_bucket_0_and_minus_1_measures(train_nodes, clips, caplog):
+    """0 is SVD's bucket 0 here as in the samplers; workflows that used 0 to measure get a warning saying so."""
+    assert clips[0].motion_bucket_id == motion_bucket(clips[0].motion_score) > 0
+    with torch.inference_mode(), caplog.at_level("WARNING"):
+        (fixed,) = train_nodes.ExVideoTrainingClips.execute(
+            tiny_vae(), tiny_clip_vision(), "", CLIP_FRAMES, 128, 128, 1, 0, images=moving_square_video(16)).result[0]
+    assert fixed.motion_bucket_id == 0
+    assert f"motion_bucket_id 0 trains every clip at bucket 0, the stillest; {MEASURE_MOTION} measures" in caplog.text
 
 
 @pytest.mark.parametrize("no_folder", ["(none)", ""])  # the list's first choice; "" as workflows saved it before
@@ -73,6 +101,7 @@ def test_train_plot_and_save(train_nodes, clips, comfy_dirs, monkeypatch, caplog
     previews = []
     monkeypatch.setattr(comfy.utils, "PROGRESS_BAR_HOOK",
                         lambda value, total, preview, node_id=None: previews.append((value, total, preview)))
+    shown = progress_texts(monkeypatch, train_nodes.ExVideoTrain, "7")
     with torch.inference_mode(), caplog.at_level("INFO"):
         patched, weights, loss_map, lora = train_nodes.ExVideoTrain.execute(
             model, clips, 2, "full", 1e-4, 4, 4.0, 1, True, 0, "node_run", True).result
@@ -83,6 +112,15 @@ def test_train_plot_and_save(train_nodes, clips, comfy_dirs, monkeypatch, caplog
     kind, curve, _ = previews[-1][2]
     assert kind == "PNG" and curve.size == train_nodes.PREVIEW_SIZE
     assert f"step 2/2, loss {losses[1]:.5f}" in caplog.text
+    # Before the first step, in the log and on the node: how large the state will be and where it goes.
+    state = comfy_dirs / "output" / "exvideo_training" / "node_run.state.safetensors"
+    (told,) = [r.getMessage() for r in caplog.records if "resumable state" in r.getMessage()]
+    assert re.fullmatch(rf"ExVideo Post-Tune: the resumable state of this run takes ([0-9.]+) MiB and is written "
+                        rf"to {re.escape(str(state))} at the end and when interrupted\.", told)
+    # The tensors; the header (the tensor table and metadata) adds under a MiB.
+    assert 0 < state.stat().st_size / 2**20 - float(told.split(" takes ")[1].split()[0]) < 1
+    assert caplog.text.index(told) < caplog.text.index("step 1/2")
+    assert shown == [(told, "7")]
     assert lora == {} and not lora  # full mode: everything trained is in the extension
     assert weights.num_frames == CLIP_FRAMES
     assert (comfy_dirs / "output" / "exvideo_training" / "node_run.state.safetensors").is_file()
@@ -112,6 +150,25 @@ def test_resume_continues_the_saved_run(train_nodes, clips, comfy_dirs):
         first = train_nodes.ExVideoTrain.execute(*args).result[2]["loss"]
         more = train_nodes.ExVideoTrain.execute(model, clips, 2, *args[3:]).result[2]["loss"]
     assert len(first) == 1 and len(more) == 2 and more[0] == first[0]
+    comfy.model_management.unload_all_models()
+
+
+def test_resume_on_other_clips_is_refused_naming_the_run_and_how_to_start_over(train_nodes, clips, comfy_dirs):
+    """A new dataset under the run name of an old run (the default name, resume on) does not continue it."""
+    model = build_svd_model(SMALL_UNET_CONFIG, seed=0)
+    with torch.inference_mode():
+        other = train_nodes.ExVideoTrainingClips.execute(
+            tiny_vae(), tiny_clip_vision(), "", CLIP_FRAMES, 128, 128, 1, MEASURE_MOTION,
+            images=moving_square_video(16, square=48)).result[0]
+        args = (1, "full", 1e-4, 4, 4.0, 1, False, 0, "exvideo_run", True)
+        train_nodes.ExVideoTrain.execute(model, clips, *args)
+        with pytest.raises(ResumeDataError) as refused:
+            train_nodes.ExVideoTrain.execute(model, other, *args)
+        message = str(refused.value)
+        assert "exvideo_run.state.safetensors holds a run trained on other clips than these" in message
+        assert message.endswith(train_nodes.NEW_RUN_HINT + ".")
+        # As the message says: resume off starts the run over on the new clips.
+        assert len(train_nodes.ExVideoTrain.execute(model, other, *args[:-1], False).result[2]["loss"]) == 1
     comfy.model_management.unload_all_models()
 
 

@@ -32,7 +32,8 @@ def pack():
 
 @pytest.fixture(scope="module")
 def folders(module_scratch):
-    """ComfyUI's output folder, with models/loras and models/exvideo pointing into it (as after moving files)."""
+    """ComfyUI's output folder, with its loras and exvideo subfolders as model folders (as ComfyUI registers
+    output/loras at start-up and the pack output/exvideo)."""
     root = module_scratch / "comfy"
     root.mkdir()
     output = root / "output"
@@ -75,11 +76,17 @@ def test_lora_output_is_the_runs_lora(run):
 def test_saved_lora_on_saved_extension_reproduces_the_trained_model(pack, folders, run):
     model, trained, exvideo, lora = run
     train, loaders = pack["nodes_train"], pack["nodes_loaders"]
-    train.ExVideoSaveExtension.execute(exvideo, "exvideo/run", "diffsynth")
-    train.ExVideoSaveLoRA.execute(lora, "loras/run", "fp32", exvideo)
+    saved_extension = train.ExVideoSaveExtension.execute(exvideo, "exvideo/run", "diffsynth")
+    saved_lora = train.ExVideoSaveLoRA.execute(lora, "loras/run", "fp32", exvideo)
     (extension_file,) = (folders / "exvideo").glob("run_*.safetensors")
     (lora_file,) = (folders / "loras").glob("run_*.safetensors")
     assert lora_file.name in folder_paths.get_filename_list("loras")
+    # The nodes say where the files went and that the loaders list them.
+    assert saved_extension.ui.as_dict() == {"text": (
+        f"Saved {extension_file}. The ExVideo loaders list it as {extension_file.name} (press R to refresh the "
+        f"lists).",)}
+    assert saved_lora.ui.as_dict() == {"text": (
+        f"Saved {lora_file}. The LoRA loaders list it as {lora_file.name} (press R to refresh the lists).",)}
 
     with torch.inference_mode():
         (loaded,) = loaders.ExVideoLoader.execute(extension_file.name, 0).result

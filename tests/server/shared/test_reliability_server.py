@@ -27,7 +27,7 @@ import torch
 
 from exvideo_core.safetensors_io import read_header, save
 from exvideo_harness.cache import REPO_ROOT
-from exvideo_harness.comfy_server import ExecutionFailed, ExecutionInterrupted
+from exvideo_harness.comfy_server import ExecutionFailed, ExecutionInterrupted, PromptRejected
 from exvideo_harness.exvideo_files import FULL, SMALL, exvideo_checkpoint_path, random_exvideo_state_dict
 from exvideo_harness.svd_checkpoint import svd_xt_checkpoint_path
 from exvideo_harness.svd_models import SMALL_UNET_CONFIG
@@ -324,8 +324,13 @@ def test_exvideo_on_a_non_svd_model(comfy_server, names, node):
 
 
 def test_latent_too_small_for_the_positional_conv(comfy_server, names):
-    fails(comfy_server, names, exvideo_prompt(names, f"{OUT}/never_small", size=64), "ExVideoSampler",
-          "at least 16x16", "128x128 pixels")
+    """The size widgets start where the positional conv does (128 px): the server refuses a smaller video
+    before anything runs, naming the input and its minimum."""
+    with pytest.raises(PromptRejected) as rejected:
+        comfy_server.client.run(exvideo_prompt(names, f"{OUT}/never_small", size=64), timeout=60)
+    assert set(rejected.value.node_errors) == {"sample"}
+    assert "Value 64 smaller than min of 128" in str(rejected.value) and "width" in str(rejected.value)
+    assert_healthy(comfy_server, names)
     assert written(comfy_server) == []
 
 
