@@ -108,7 +108,7 @@ def keep_on_host(model_options: dict, on: bool, host: torch.device = torch.devic
     """Sets whether the UNet of `model_options` (a clone's) keeps its skip stack in `host` memory.
 
     Any HostSkipStack patches already there (a MODEL patched again) go
-    first, so the latest Apply ExVideo decides. New ones go where the module
+    first, so the latest ExVideo Apply Extension decides. New ones go where the module
     docstring says: store last, resume and restore first in their lists.
     """
     options = model_options["transformer_options"]
@@ -131,6 +131,6 @@ def keep_on_host(model_options: dict, on: bool, host: torch.device = torch.devic
 def check_conds(conds: dict) -> None:
     """Refuse conditionings that carry a ControlNet: it would add device residuals to host skips."""
     if any("control" in cond for group in conds.values() for cond in group or ()):
-        raise InputError("Apply ExVideo's skips_on_host keeps the UNet's skip connections in host memory, and a "
-                         "ControlNet adds its residuals to them before ExVideo can move them back. Turn "
+        raise InputError("ExVideo Apply Extension's skips_on_host keeps the UNet's skip connections in host "
+                         "memory, and a ControlNet adds its residuals to them before ExVideo can move them back. Turn "
                          "skips_on_host off when sampling with a ControlNet.")

@@ -56,7 +56,7 @@ def frame_count_error(frames: int, rows: int) -> FrameCountError:
     """The error for a video longer than the table, raised by the sampler check and, as a last guard, here."""
     return FrameCountError(
         f"this video has {frames} latent frames but the ExVideo extension's position table covers only {rows}. "
-        f"Generate at most {rows} frames, or extend the table (the 'frames' input of Apply ExVideo, or "
+        f"Generate at most {rows} frames, or extend the table (the 'frames' input of ExVideo Apply Extension, or "
         f"ExVideoWeights.extend({frames})) and post-tune it.")
 
 

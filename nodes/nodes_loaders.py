@@ -52,7 +52,7 @@ class ExVideoLoader(io.ComfyNode):
     def define_schema(cls):
         return io.Schema(
             node_id="ExVideoLoader",
-            display_name="Load ExVideo Extension",
+            display_name="ExVideo Load Extension",
             category="ExVideo/loaders",
             description="Loads an ExVideo extension (.safetensors, DiffSynth's released layout or ours) from "
                         "models/exvideo or output/exvideo.",
@@ -62,8 +62,8 @@ class ExVideoLoader(io.ComfyNode):
                 io.Int.Input("frames", default=0, min=0, max=4096, tooltip=FRAMES_TOOLTIP),
             ],
             outputs=[ExVideo.Output(display_name="exvideo",
-                                    tooltip="The extension's tensors, for Apply ExVideo (weights), ExVideo "
-                                            "Post-Tune or Save ExVideo Extension.")],
+                                    tooltip="The extension's tensors, for ExVideo Apply Extension (weights), ExVideo "
+                                            "Post-Tune or ExVideo Save Extension.")],
         )
 
     @classmethod
@@ -76,7 +76,7 @@ class ApplyExVideo(io.ComfyNode):
     def define_schema(cls):
         return io.Schema(
             node_id="ApplyExVideo",
-            display_name="Apply ExVideo",
+            display_name="ExVideo Apply Extension",
             category="ExVideo/loaders",
             description="Patches an SVD model with an ExVideo extension so it generates long videos. "
                         "The input MODEL is left as it was.",
@@ -101,12 +101,12 @@ class ApplyExVideoWeights(io.ComfyNode):
     def define_schema(cls):
         return io.Schema(
             node_id="ApplyExVideoWeights",
-            display_name="Apply ExVideo (weights)",
+            display_name="ExVideo Apply Extension (weights)",
             category="ExVideo/loaders",
             description="Patches an SVD model with ExVideo weights coming from another node (a loader or the trainer).",
             inputs=[
                 io.Model.Input("model", tooltip="An SVD / SVD-XT image-to-video model."),
-                ExVideo.Input("exvideo", tooltip="ExVideo weights from Load ExVideo Extension or a trainer."),
+                ExVideo.Input("exvideo", tooltip="ExVideo weights from ExVideo Load Extension or a trainer."),
                 *_memory_inputs(),
             ],
             outputs=[io.Model.Output(tooltip="The SVD model running ExVideo's temporal layers.")],
@@ -122,7 +122,7 @@ class ExVideoCheckpointLoader(io.ComfyNode):
     def define_schema(cls):
         return io.Schema(
             node_id="ExVideoCheckpointLoader",
-            display_name="Load SVD + ExVideo",
+            display_name="ExVideo Load SVD + Extension",
             category="ExVideo/loaders",
             description="Loads an SVD checkpoint and applies an ExVideo extension in one step.",
             inputs=[

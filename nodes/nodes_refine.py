@@ -23,7 +23,8 @@ class ExVideoRefine(io.ComfyNode):
                         "and per-frame linear CFG on the native sampler. Defaults follow DiffSynth's ExVideo "
                         "example: a second pass at 1024x1024, denoise 0.5, 25 Euler steps on Karras sigmas.",
             inputs=[
-                io.Model.Input("model", tooltip="SVD patched with ExVideo (Apply ExVideo or Load SVD + ExVideo)."),
+                io.Model.Input("model", tooltip="SVD patched with ExVideo (ExVideo Apply Extension or ExVideo Load "
+                                                "SVD + Extension)."),
                 io.ClipVision.Input("clip_vision", tooltip="SVD's image encoder."),
                 io.Vae.Input("vae", tooltip="SVD's VAE, to encode the frames and the conditioning image."),
                 frames_or_video("images", tooltip="The video to refine, e.g. the decoded first pass; at most as "

@@ -20,7 +20,8 @@ class ExVideoSampler(io.ComfyNode):
                         "the native sampler. Defaults follow DiffSynth's ExVideo example (512x512, 128 frames, "
                         "Euler on Karras sigmas 700 -> 0.002, 50 steps, CFG 2).",
             inputs=[
-                io.Model.Input("model", tooltip="SVD patched with ExVideo (Apply ExVideo or Load SVD + ExVideo)."),
+                io.Model.Input("model", tooltip="SVD patched with ExVideo (ExVideo Apply Extension or ExVideo Load "
+                                                "SVD + Extension)."),
                 io.ClipVision.Input("clip_vision", tooltip="SVD's image encoder."),
                 io.Vae.Input("vae", tooltip="SVD's VAE, to encode the image."),
                 io.Image.Input("image", tooltip="The first frame; only the first image of a batch is used."),

@@ -150,9 +150,9 @@ class ExVideoTrain(io.ComfyNode):
                                   tooltip="The loss of every step, as ComfyUI's LOSS_MAP: for Plot Loss Graph or "
                                           "ExVideo Loss Plot (running mean, log scale)."),
                 io.LoraModel.Output(display_name="lora",
-                                    tooltip="lora mode: the trained LoRA, for Save ExVideo LoRA or Save LoRA Weights, "
+                                    tooltip="lora mode: the trained LoRA, for ExVideo Save LoRA or Save LoRA Weights, "
                                             "or Load LoRA Model on the model patched with the exvideo output. Full "
-                                            "mode trains no LoRA: those nodes fail saying so, Save ExVideo "
+                                            "mode trains no LoRA: those nodes fail saying so, ExVideo Save "
                                             "Extension ignores it."),
             ],
             hidden=[io.Hidden.unique_id],
@@ -238,7 +238,7 @@ class ExVideoSaveExtension(io.ComfyNode):
     def define_schema(cls):
         return io.Schema(
             node_id="ExVideoSaveExtension",
-            display_name="Save ExVideo Extension",
+            display_name="ExVideo Save Extension",
             category="ExVideo/training",
             description="Saves an extension as .safetensors in the output folder (a counter is appended, nothing "
                         "is overwritten) and shows where. Under exvideo/ it lands in output/exvideo, an exvideo "
@@ -276,7 +276,7 @@ class ExVideoSaveLoRA(io.ComfyNode):
     def define_schema(cls):
         return io.Schema(
             node_id="ExVideoSaveLoRA",
-            display_name="Save ExVideo LoRA",
+            display_name="ExVideo Save LoRA",
             category="ExVideo/training",
             description="Saves the LoRA of a lora-mode post-tuning run as a ComfyUI LoRA .safetensors in the output "
                         "folder (a counter is appended, nothing is overwritten) and shows where. Under loras/ it "

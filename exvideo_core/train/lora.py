@@ -9,7 +9,7 @@ the extension's tensor. The exported file uses the generic key format that
     diffusion_model.<block>.<module>.lora_down.weight  (rank, in)
     diffusion_model.<block>.<module>.alpha             ()
 
-so 'LoraLoaderModelOnly' applies it after 'Apply ExVideo', and `merge_lora`
+so 'LoraLoaderModelOnly' applies it after 'ExVideo Apply Extension', and `merge_lora`
 folds it into an extension with ComfyUI's own `calculate_weight`. `save_lora`
 writes such a file, with metadata naming the extension it belongs on.
 """
@@ -131,14 +131,15 @@ def merge_lora(weights: ExVideoWeights, lora: Mapping[str, torch.Tensor], streng
 
 
 LORA_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-REQUIRES = ("Apply on top of the ExVideo extension saved from the same post-tuning run (Apply ExVideo, then "
-            "LoraLoaderModelOnly at strength 1.0): the run trained that extension's position tables and convs "
-            "together with this LoRA, so with any other extension it does not reproduce the trained model.")
+REQUIRES = ("Apply on top of the ExVideo extension saved from the same post-tuning run (ExVideo Apply "
+            "Extension, then LoraLoaderModelOnly at strength 1.0): the run trained that extension's position "
+            "tables and convs together with this LoRA, so with any other extension it does not reproduce the "
+            "trained model.")
 
 
 FULL_MODE_HAS_NO_LORA = ("this LoRA is empty: ExVideo Post-Tune trained in full mode, where every trained tensor is "
-                         "in its exvideo output. Save that with Save ExVideo Extension (or apply it with Apply "
-                         "ExVideo (weights)), or train with mode 'lora' to get a LoRA.")
+                         "in its exvideo output. Save that with ExVideo Save Extension (or apply it with ExVideo "
+                         "Apply Extension (weights)), or train with mode 'lora' to get a LoRA.")
 
 
 class NoLoRAError(ExVideoError, ValueError):

@@ -285,7 +285,8 @@ class Trainer:
         return self.trainable.lora_state_dict(self._values(ema), dtype)
 
     def patched_model(self, ema: bool = False) -> comfy.model_patcher.ModelPatcher:
-        """The MODEL as a user will run the result: Apply ExVideo, then (LoRA mode) the LoRA via ComfyUI's loader."""
+        """The MODEL as a user will run the result: ExVideo Apply Extension, then (LoRA mode) the LoRA via ComfyUI's
+        loader."""
         patched = apply_exvideo(self.model, self.weights(ema))
         if isinstance(self.trainable, TemporalLoRA):
             patched, _ = comfy.sd.load_lora_for_models(patched, None, self.lora_state_dict(ema), 1.0, 0)

@@ -49,6 +49,14 @@ def test_every_display_name_says_exvideo_and_none_is_a_native_name(schemas, nati
         assert schema.display_name.casefold() not in native, (schema.node_id, schema.display_name)
 
 
+def test_every_display_name_follows_one_pattern(schemas):
+    """'ExVideo <Thing>': the pack's nodes sort together in search, and no name mixes in 'Save ExVideo LoRA'."""
+    for schema in schemas:
+        first, _, thing = schema.display_name.partition(" ")
+        assert first == "ExVideo" and thing[:1].isupper(), (schema.node_id, schema.display_name)
+        assert "ExVideo" not in thing, (schema.node_id, schema.display_name)
+
+
 def test_every_input_and_output_has_a_tooltip(schemas):
     missing = [f"{schema.node_id}.{kind}:{item.display_name or item.id or item.io_type}"
                for schema in schemas

@@ -1,4 +1,4 @@
-"""A lora-mode run taken elsewhere: Save ExVideo LoRA writes a ComfyUI LoRA file that ComfyUI's own
+"""A lora-mode run taken elsewhere: ExVideo Save LoRA writes a ComfyUI LoRA file that ComfyUI's own
 LoraLoaderModelOnly applies on top of the run's saved extension, giving the trained model's output; the
 LORA_MODEL itself goes into ComfyUI's Load LoRA Model and Save LoRA Weights with the same result."""
 
@@ -184,7 +184,7 @@ def full_mode_lora(pack, run):
 
 def test_full_mode_run_has_no_lora_to_save(pack, folders, full_mode_lora):
     assert full_mode_lora == {} and not full_mode_lora
-    with pytest.raises(ExVideoError, match="full mode.*Save ExVideo Extension"):
+    with pytest.raises(ExVideoError, match="full mode.*ExVideo Save Extension"):
         pack["nodes_train"].ExVideoSaveLoRA.execute(full_mode_lora, "full_lora/run", "fp32")
     assert not (folders / "full_lora").exists()
 
