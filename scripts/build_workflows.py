@@ -1,6 +1,7 @@
 """Writes example_workflows/*.json (UI format) from the compact graphs below, and their thumbnails.
 
     .venv/bin/python -P scripts/build_workflows.py                 # templates and thumbnails
+    .venv/bin/python -P scripts/build_workflows.py --templates     # templates only
     .venv/bin/python -P scripts/build_workflows.py --thumbnails    # thumbnails only (no server)
 
 Starts the real ComfyUI with the pack to read /object_info, so sockets,
@@ -15,6 +16,13 @@ is one of the node's widget values, the url starts with https://huggingface.co/
 or https://civitai.com/ and the name ends in .safetensors or .sft
 (src/components/dialog/content/MissingModelsWarning.vue).
 
+Every node carries `properties.cnr_id` and `ver`, as the frontend saves them and
+ComfyUI-Manager reads them to install a missing pack: the pack's registry id
+(pyproject `name`) and version for its nodes, "comfy-core" and the ComfyUI
+version for native ones. Each template starts with a Markdown Note (the
+frontend's `MarkdownNote`: one widget, the text) saying which model files go
+where, the licence to accept first, the input files and what to change first.
+
 The thumbnail the template browser shows is `<name>.jpg` beside the JSON
 (`/api/workflow_templates/<pack>/<name>.jpg`), made here from the fitted-graph
 screenshot docs/screenshots/<name>.png that scripts/screenshots.sh takes.
@@ -26,6 +34,7 @@ import json
 import math
 import pathlib
 import tempfile
+import tomllib
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 from exvideo_harness.browser import VIEWPORT
@@ -33,6 +42,13 @@ from exvideo_harness.comfy_server import start_comfy_server
 from exvideo_harness.workflows import EXTRA_VALUE_OPTIONS, _ordered_inputs, has_control_widget, is_widget
 
 OUT_DIR = REPO_ROOT / "example_workflows"
+_PROJECT = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+# ComfyUI-Manager finds a missing pack by its registry id: the pyproject `name` the registry publishes it under.
+PACK_ID, PACK_VERSION = _PROJECT["name"], _PROJECT["version"]
+CORE_ID = "comfy-core"  # the frontend's name for the nodes ComfyUI itself ships
+NOTE_TYPE = "MarkdownNote"  # frontend-only: never queued, never in /object_info
+NOTE_SIZE = (420, 640)
+NODE_LEFT = 40 + NOTE_SIZE[0] + 40  # the graph starts right of the note
 SAMPLE_IMAGE = "exvideo_example.png"
 SVD = "svd_xt.safetensors"
 EXVIDEO = "ExVideo-SVD-128f-v1.safetensors"
@@ -55,6 +71,29 @@ MODEL_FILES = {
     EXVIDEO: {"name": EXVIDEO,
               "url": "https://huggingface.co/ECNU-CILab/ExVideo-SVD-128f-v1/resolve/main/model.fp16.safetensors",
               "directory": "exvideo"},
+}
+
+# What a user changes first in each template (the note's last part).
+CHANGE_FIRST = {
+    "exvideo_image_to_video": "The image in **Load Image**. Then, on **ExVideo Image to Video**: width and height "
+                              "(multiples of 64), `frames` (at most 128 with this extension), `seed` and "
+                              "`motion_bucket_id` (more motion when higher).",
+    "exvideo_image_to_video_native_nodes": "The image in **Load Image**; the size and `video_frames` (at most 128) "
+                                           "on **SVD_img2vid_Conditioning**; the seed on **KSampler**. The same "
+                                           "video as ExVideo Image to Video, from ComfyUI's own nodes.",
+    "exvideo_two_pass_refine": "The image in **Load Image**. The first pass samples 512x512; **ExVideo Refine** "
+                               "samples it again at 1024x1024 from `denoise` 0.5: lower its width and height if "
+                               "memory runs short.",
+    "exvideo_256_frames_continuation": "The image in **Load Image**. Each **ExVideo Continue Video** adds `frames` "
+                                       "- `overlap_frames` (64) frames to the 128 of the first clip: chain more of "
+                                       "them for a longer video, and give each its own `seed`.",
+    "exvideo_256_frames_context_windows": "The image in **Load Image**, and `frames` (256) on **ExVideo Image to "
+                                          "Video**: longer than the extension's 128, so **Context Windows "
+                                          "(Manual)** samples it in windows of 128 (`context_length`).",
+    "exvideo_post_tuning": "`run_name` on **ExVideo Post-Tune** for every new set of videos (a run resumes only on "
+                           "its own clips and settings), and its `steps`. Its resumable state (gigabytes in full "
+                           "mode) goes to `output/exvideo_training`; **ExVideo Save Extension** writes to "
+                           "`output/exvideo`, which the ExVideo loaders list.",
 }
 
 # name -> (title, [(id, node type, {widget: value}, {input: (source id, output slot)})])
@@ -169,11 +208,53 @@ def model_entries(values: list) -> list[dict]:
     return [dict(MODEL_FILES[v]) for v in values if isinstance(v, str) and v in MODEL_FILES]
 
 
+def node_source(info: dict, comfyui_version: str) -> dict:
+    """`cnr_id` and `ver` of a node, from where /object_info says its class lives (as the frontend's
+    getNodeSource reads `python_module`)."""
+    package = info["python_module"].split(".")[0]
+    if package == "custom_nodes":
+        return {"cnr_id": PACK_ID, "ver": PACK_VERSION}
+    if package in ("nodes", "comfy_extras", "comfy_api_nodes"):
+        return {"cnr_id": CORE_ID, "ver": comfyui_version}
+    raise ValueError(f"{info['name']} comes from {info['python_module']!r}, neither ComfyUI nor this pack")
+
+
+def note_text(name: str, graph) -> str:
+    """The template's Markdown Note: model files and where they go, the licence, the inputs, what to change."""
+    selected = {value for _, _, overrides, _ in graph for value in overrides.values() if value in MODEL_FILES}
+    lines = ["## Before you run", "", "**Models** (in ComfyUI's `models` folder):", ""]
+    if SVD in selected:
+        lines.append(f"- `{SVD}` into `models/{MODEL_FILES[SVD]['directory']}`. SVD-XT is gated on Hugging "
+                     f"Face: sign in and accept its licence on "
+                     f"[its page](https://huggingface.co/stabilityai/stable-video-diffusion-img2vid-xt) first, "
+                     f"then download it.")
+    if EXVIDEO in selected:
+        lines.append(f"- `{EXVIDEO}` into `models/{MODEL_FILES[EXVIDEO]['directory']}`. DiffSynth-Studio publishes "
+                     f"it as `model.fp16.safetensors` on [its page](https://huggingface.co/ECNU-CILab/"
+                     f"ExVideo-SVD-128f-v1): rename the file after downloading.")
+    lines += ["", "Restart ComfyUI or press R afterwards, so the loaders list the files.", "", "**Inputs:**", ""]
+    if any(node_type == "LoadImage" for _, node_type, _, _ in graph):
+        lines.append(f"- `{SAMPLE_IMAGE}` is copied into ComfyUI's `input` folder when the pack loads; upload "
+                     f"your own image in Load Image.")
+    if any(overrides.get("video_folder") == TRAINING_VIDEOS for _, _, overrides, _ in graph):
+        lines.append(f"- Create `input/{TRAINING_VIDEOS}` and put the training videos in it (mp4, webm, gif or "
+                     f"mov, each at least 128 frames long); press R so ExVideo Training Clips lists the folder.")
+    lines += ["", "**Change first:** " + CHANGE_FIRST[name]]
+    return "\n".join(lines)
+
+
+def note(node_id: int, order: int, text: str) -> dict:
+    """A Markdown Note as the frontend saves one: no sockets, its text as the one widget value."""
+    return {"id": node_id, "type": NOTE_TYPE, "pos": [40, 60], "size": list(NOTE_SIZE), "flags": {}, "order": order,
+            "mode": 0, "inputs": [], "outputs": [], "title": "Read me first", "properties": {},
+            "widgets_values": [text], "color": "#432", "bgcolor": "#653"}
+
+
 def sockets(info: dict) -> list[tuple[str, str]]:
     return [(name, spec[0]) for name, spec in _ordered_inputs(info) if not is_widget(spec)]
 
 
-def build(graph, object_info: dict) -> dict:
+def build(template: str, graph, object_info: dict, comfyui_version: str) -> dict:
     depth = {}
     for node_id, _, _, inputs in graph:  # graphs are listed in dependency order
         depth[node_id] = 1 + max((depth[src] for src, _ in inputs.values()), default=-1)
@@ -199,11 +280,11 @@ def build(graph, object_info: dict) -> dict:
             for slot, (kind, out_name) in enumerate(zip(info["output"], info["output_name"]))
         ]
         values = widget_values(info, overrides)
-        properties = {"Node name for S&R": node_type}
+        properties = {**node_source(info, comfyui_version), "Node name for S&R": node_type}
         if models := model_entries(values):
             properties["models"] = models
         nodes.append({
-            "id": node_id, "type": node_type, "pos": [40 + 380 * column, 60 + 420 * row], "size": [340, 300],
+            "id": node_id, "type": node_type, "pos": [NODE_LEFT + 380 * column, 60 + 420 * row], "size": [340, 300],
             "flags": {}, "order": order, "mode": 0, "inputs": node_inputs, "outputs": outputs,
             "properties": properties, "widgets_values": values,
         })
@@ -214,6 +295,7 @@ def build(graph, object_info: dict) -> dict:
         # A link carries its output's type, as the frontend saves it: an input may take several (IMAGE,VIDEO).
         src_node = next(n for n in nodes if n["id"] == src)
         ui_links.append([link_id, src, slot, dst, dst_slot, src_node["outputs"][slot]["type"]])
+    nodes.append(note(max(n["id"] for n in nodes) + 1, len(nodes), note_text(template, graph)))
     return {
         "last_node_id": max(n["id"] for n in nodes), "last_link_id": len(ui_links),
         "nodes": nodes, "links": ui_links, "groups": [], "config": {},
@@ -267,17 +349,21 @@ def write_thumbnails(names) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--thumbnails", action="store_true",
-                        help=f"only write the thumbnails, from {SCREENSHOT_DIR.relative_to(REPO_ROOT)}/<name>.png")
+    only = parser.add_mutually_exclusive_group()
+    only.add_argument("--thumbnails", action="store_true",
+                      help=f"only write the thumbnails, from {SCREENSHOT_DIR.relative_to(REPO_ROOT)}/<name>.png")
+    only.add_argument("--templates", action="store_true", help="only write the templates, not the thumbnails")
     args = parser.parse_args()
     if not args.thumbnails:
         with tempfile.TemporaryDirectory() as scratch, start_comfy_server(pathlib.Path(scratch)) as server:
             object_info = server.client.object_info()
+            comfyui_version = server.client.system_stats()["system"]["comfyui_version"]
         for name, graph in GRAPHS.items():
             path = OUT_DIR / f"{name}.json"
-            path.write_text(json.dumps(build(graph, object_info), indent=1) + "\n")
+            path.write_text(json.dumps(build(name, graph, object_info, comfyui_version), indent=1) + "\n")
             print(f"wrote {path.relative_to(REPO_ROOT)}")
-    write_thumbnails(GRAPHS)
+    if not args.templates:
+        write_thumbnails(GRAPHS)
 
 
 if __name__ == "__main__":

@@ -5,13 +5,15 @@ Queue: widget values are matched to the node's widget inputs in declaration
 order (as /object_info lists them), links become `[node_id, slot]` inputs,
 and the extra values the frontend keeps for some widgets (the
 control-after-generate mode of a seed, the upload button of a file combo)
-are skipped.
+are skipped, as are the frontend's own notes, which it never queues.
 """
 
 import json
 import pathlib
 
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
+# Node types the frontend defines itself (virtual nodes): not in /object_info, left out of the prompt.
+FRONTEND_ONLY = {"Note", "MarkdownNote"}
 # Widgets followed by one more serialised value in widgets_values.
 EXTRA_VALUE_OPTIONS = ("control_after_generate", "image_upload", "video_upload", "audio_upload")
 
@@ -81,7 +83,7 @@ def ui_to_api(workflow: dict, object_info: dict) -> dict:
     links = {link[0]: link for link in workflow["links"]}
     prompt = {}
     for node in workflow["nodes"]:
-        if node.get("mode", 0) != 0:  # muted or bypassed
+        if node.get("mode", 0) != 0 or node["type"] in FRONTEND_ONLY:  # muted, bypassed or a note
             continue
         if node["type"] not in object_info:
             raise KeyError(f"node {node['id']} has unknown type {node['type']!r} (missing node pack?)")

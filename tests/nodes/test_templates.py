@@ -1,4 +1,5 @@
-"""What the shipped templates carry for the frontend: a thumbnail each, and the model files their loaders need.
+"""What the shipped templates carry for the frontend: a thumbnail each, the model files their loaders need, the
+pack each node comes from (for ComfyUI-Manager) and a note on what to do before the first run.
 
 The frontend (comfyui-frontend-package 1.32.9) shows
 `/api/workflow_templates/<pack>/<name>.jpg` as a custom template's thumbnail,
@@ -10,13 +11,17 @@ name ends in .safetensors or .sft (see scripts/build_workflows.py).
 
 import io
 import json
+import tomllib
 
 import numpy as np
 import pytest
+from comfyui_version import __version__ as COMFYUI_VERSION  # the host's, as its /system_stats reports it
 from PIL import Image
 
 import build_workflows
+from exvideo_harness import workflows
 from exvideo_harness.cache import REPO_ROOT
+from exvideo_harness.pack import load_pack_nodes
 
 WORKFLOW_DIR = REPO_ROOT / "example_workflows"
 TEMPLATES = sorted(p.stem for p in WORKFLOW_DIR.glob("*.json"))
@@ -32,6 +37,11 @@ MODEL_SUFFIXES = (".safetensors", ".sft")  # ... and its allowedSuffixes
 
 def load(name: str) -> dict:
     return json.loads((WORKFLOW_DIR / f"{name}.json").read_text())
+
+
+def graph_nodes(name: str) -> list[dict]:
+    """The template's nodes that run, without its note."""
+    return [n for n in load(name)["nodes"] if n["type"] not in workflows.FRONTEND_ONLY]
 
 
 def test_there_are_templates():
@@ -88,3 +98,51 @@ def test_the_download_locations_are_the_public_releases():
         "ExVideo-SVD-128f-v1.safetensors":
             "https://huggingface.co/ECNU-CILab/ExVideo-SVD-128f-v1/resolve/main/model.fp16.safetensors",
     }
+
+
+@pytest.mark.parametrize("name", TEMPLATES)
+def test_every_node_names_its_pack_and_version_for_comfyui_manager(name):
+    """ComfyUI-Manager offers to install a missing node's pack by `cnr_id` (the registry id: pyproject's name)
+    at `ver`; the frontend writes "comfy-core" and the ComfyUI version for native nodes."""
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    ours = {node.GET_SCHEMA().node_id for node in load_pack_nodes().NODES}
+    for node in graph_nodes(name):
+        expected = ((project["name"], project["version"]) if node["type"] in ours
+                    else ("comfy-core", COMFYUI_VERSION))
+        assert (node["properties"].get("cnr_id"), node["properties"].get("ver")) == expected, (name, node["type"])
+
+
+@pytest.mark.parametrize("name", TEMPLATES)
+def test_every_template_starts_with_a_note_on_what_to_do_first(name):
+    """The models and their folders (the ExVideo release renamed), the licence, the inputs, what to change."""
+    notes = [n for n in load(name)["nodes"] if n["type"] in workflows.FRONTEND_ONLY]
+    assert [n["type"] for n in notes] == ["MarkdownNote"]
+    (note,) = notes
+    (text,) = note["widgets_values"]  # the frontend's MarkdownNote has one widget, its text
+    assert note["inputs"] == note["outputs"] == [] and "cnr_id" not in note["properties"]
+    assert text.startswith("## Before you run")
+    for entry in (m for n in graph_nodes(name) for m in n["properties"].get("models", [])):
+        assert f"`{entry['name']}` into `models/{entry['directory']}`" in text, entry
+        if entry["directory"] == "exvideo":
+            assert "as `model.fp16.safetensors`" in text and "rename the file" in text
+        if entry["directory"] == "checkpoints":
+            assert "gated on Hugging Face" in text and "accept its licence" in text
+    for node in graph_nodes(name):
+        if node["type"] == "LoadImage":
+            assert f"`{node['widgets_values'][0]}` is copied into ComfyUI's `input` folder" in text
+        if node["type"] == "ExVideoTrainingClips":
+            assert f"Create `input/{node['widgets_values'][0]}` and put the training videos in it" in text
+    assert "**Change first:** " in text
+
+
+def test_the_frontend_queues_no_note():
+    """Notes are the frontend's own nodes: not in /object_info, so a prompt made from a template leaves them out
+    as the frontend's graphToPrompt does."""
+    workflow = {"nodes": [{"id": 1, "type": "EmptyImage", "widgets_values": [8, 8, 1, 0]},
+                          {"id": 2, "type": "MarkdownNote", "widgets_values": ["## Read me"]},
+                          {"id": 3, "type": "Note", "widgets_values": ["plain"]}],
+                "links": []}
+    object_info = {"EmptyImage": {"name": "EmptyImage", "input": {"required": {
+        name: ["INT", {}] for name in ("width", "height", "batch_size", "color")}}}}
+    assert workflows.ui_to_api(workflow, object_info) == {"1": {"class_type": "EmptyImage", "inputs": {
+        "width": 8, "height": 8, "batch_size": 1, "color": 0}}}

@@ -62,7 +62,8 @@ def problems(nodes: list[dict]) -> list[str]:
 def misplaced_values(nodes: list[dict], prompt: dict) -> list[str]:
     """Widgets of the page whose value is not the one the workflow saved for that input name."""
     return [f"node {n['id']} {n['type']}: widget {name!r} shows {n['widgets'].get(name)!r}, saved {value!r}"
-            for n in nodes for name, value in prompt[str(n["id"])]["inputs"].items()
+            for n in nodes if n["type"] not in workflows.FRONTEND_ONLY  # a note is not queued
+            for name, value in prompt[str(n["id"])]["inputs"].items()
             if not isinstance(value, list) and n["widgets"].get(name) != value]  # lists are links
 
 

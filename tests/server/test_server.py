@@ -171,9 +171,10 @@ def test_shipped_templates_are_what_build_workflows_writes(comfy_server):
     import build_workflows
 
     object_info = comfy_server.client.object_info()
+    version = comfy_server.client.system_stats()["system"]["comfyui_version"]
     stale = [name for name, graph in build_workflows.GRAPHS.items()
              if json.loads((build_workflows.OUT_DIR / f"{name}.json").read_text())
-             != build_workflows.build(graph, object_info)]
+             != build_workflows.build(name, graph, object_info, version)]
     assert stale == [], f"run scripts/build_workflows.py: {stale} differ from what the nodes define now"
 
 
