@@ -28,4 +28,29 @@ class ExVideoHarnessSmallSVD:
         return (build_svd_model(SMALL_SVD_FOR_REAL_ENCODERS, seed=seed),)
 
 
-NODE_CLASS_MAPPINGS = {"ExVideoHarnessSmallSVD": ExVideoHarnessSmallSVD}
+class ExVideoHarnessSmallWorld:
+    """The project's small SVD, trained on the small world: what Image Only Checkpoint Loader would give for it.
+
+    ComfyUI detects SVD checkpoints only at full width, so the small UNet,
+    VAE and CLIP vision come from here; everything after this node is the
+    pack's own (Apply ExVideo loads the small world's extension from
+    models/exvideo like any other).
+    """
+
+    CATEGORY = "ExVideo/test harness"
+    RETURN_TYPES = ("MODEL", "CLIP_VISION", "VAE")
+    FUNCTION = "load"
+    DESCRIPTION = "The project's small world SVD (scripts/exvideo_harness/small_world), not SVD-XT."
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {}}
+
+    def load(self):
+        from exvideo_harness.small_world import models
+
+        return models.load_unet(), models.build_clip_vision(), models.load_vae()
+
+
+NODE_CLASS_MAPPINGS = {"ExVideoHarnessSmallSVD": ExVideoHarnessSmallSVD,
+                       "ExVideoHarnessSmallWorld": ExVideoHarnessSmallWorld}

@@ -12,6 +12,7 @@ the UNet learns to read whatever that feature is.
 
 from __future__ import annotations
 
+import os
 import pathlib
 
 import torch
@@ -35,7 +36,8 @@ EXVIDEO_FILE = "ExVideo-small-world-40f.safetensors"
 
 
 def weights_dir() -> pathlib.Path:
-    return HERE / "weights"
+    """The shipped weights; EXVIDEO_SMALL_WORLD_WEIGHTS points elsewhere (tests, a server they start)."""
+    return pathlib.Path(os.environ.get("EXVIDEO_SMALL_WORLD_WEIGHTS", HERE / "weights"))
 
 
 def build_vae(seed: int = 0) -> comfy.sd.VAE:

@@ -1,0 +1,158 @@
+"""ExVideo's claim on the small world: post-tuning extends the length a model can make.
+
+The project's own small SVD (scripts/exvideo_harness/small_world: a base
+trained on 8-frame clips, an ExVideo extension post-tuned to 40 frames by
+the pack's trainer), sampled the pack's ways from held-out first frames, and
+scored by the world's metrics from the pixels alone:
+
+    rows:  the world itself (ground truth, 40 frames)
+           base at its trained length (8), base at 40 (positions it never saw)
+           ExVideo at 40
+           ExVideo past its table, 120 frames, by Continue Video and by native context windows
+
+    .venv/bin/python benchmarks/small_world.py                    # 6 images x 2 seeds, 25 steps
+    .venv/bin/python benchmarks/small_world.py --toy              # random weights, 1 image, 2 steps: the machinery
+
+Each cell is the mean over images and seeds, with its standard deviation.
+The goals are printed as ratios with their thresholds, met or not.
+"""
+
+import argparse
+import dataclasses
+import statistics
+import time
+
+import numpy as np
+import torch
+
+from common import setup_paths
+
+setup_paths()
+
+from exvideo_core.patch import apply_exvideo, new_exvideo  # noqa: E402
+from exvideo_harness.small_world import generate, metrics, models  # noqa: E402
+from exvideo_harness.small_world.latents import POOL_FRAMES  # noqa: E402
+from exvideo_harness.small_world.world import make_clip  # noqa: E402
+
+BASE_FRAMES = 8
+EXTENDED = POOL_FRAMES
+BEYOND = 3 * EXTENDED
+OVERLAP = 8
+SIMILAR = 0.9  # ExVideo at the extended length keeps at least this share of the base's trained-length scores
+
+
+@dataclasses.dataclass
+class Row:
+    name: str
+    frames: int
+    reports: list = dataclasses.field(default_factory=list)
+    seams: list = dataclasses.field(default_factory=list)
+    seconds: float = 0.0
+
+    def stat(self, field: str) -> tuple[float, float]:
+        values = [getattr(r, field) for r in self.reports]
+        return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def load(toy: bool):
+    if toy:
+        model = models.build_unet()
+        return model, new_exvideo(model, EXTENDED), generate.Encoders(models.build_vae(), models.build_clip_vision())
+    from exvideo_core import load_exvideo
+
+    return (models.load_unet(), load_exvideo(models.weights_dir() / models.EXVIDEO_FILE),
+            generate.Encoders(models.load_vae(), models.build_clip_vision()))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", type=int, default=6, help="held-out first frames (world seeds 0..N-1)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--steps", type=int, default=generate.SETTINGS.steps)
+    parser.add_argument("--toy", action="store_true", help="random weights, 1 image, 1 seed, 2 steps")
+    args = parser.parse_args()
+    if args.toy:
+        args.images, args.seeds, args.steps = 1, [1], 2
+    torch.set_num_threads(2)
+    import comfy.utils
+
+    comfy.utils.PROGRESS_BAR_ENABLED = False
+    base, extension, encoders = load(args.toy)
+    exvideo = apply_exvideo(base, extension)
+    decode = lambda samples: generate.decode(encoders, samples)  # noqa: E731
+
+    def plain(model, frames):
+        return lambda image, settings: (decode(generate.image_to_video(model, encoders, image, frames, settings)), [])
+
+    def continued(image, settings):
+        samples, joins = generate.continued(exvideo, encoders, image, EXTENDED, BEYOND, OVERLAP, settings)
+        return decode(samples), joins
+
+    def windowed(image, settings):
+        samples, seams = generate.windowed(exvideo, encoders, image, BEYOND, EXTENDED, OVERLAP, settings)
+        return decode(samples), seams
+
+    makers = {
+        f"base, trained length": (BASE_FRAMES, plain(base, BASE_FRAMES)),
+        f"base, extended length": (EXTENDED, plain(base, EXTENDED)),
+        f"ExVideo, extended length": (EXTENDED, plain(exvideo, EXTENDED)),
+        f"ExVideo, Continue Video": (BEYOND, continued),
+        f"ExVideo, context windows": (BEYOND, windowed),
+    }
+    truth = Row("the world itself", EXTENDED)
+    rows = [Row(name, frames) for name, (frames, _) in makers.items()]
+    with torch.inference_mode():
+        for image_seed in range(args.images):
+            truth.reports.append(metrics.measure(make_clip(image_seed, EXTENDED).frames))
+            image = generate.first_frame(image_seed)
+            for seed in args.seeds:
+                settings = dataclasses.replace(generate.SETTINGS, seed=seed, steps=args.steps)
+                for row in rows:
+                    started = time.monotonic()
+                    pixels, joins = makers[row.name][1](image, settings)
+                    row.seconds += time.monotonic() - started
+                    assert len(pixels) >= row.frames, (row.name, pixels.shape)
+                    row.reports.append(metrics.measure(pixels))
+                    if joins:
+                        row.seams.append(metrics.seams(pixels, joins))
+    report(args, truth, rows)
+
+
+def report(args, truth: Row, rows: list[Row]) -> None:
+    print(f"small world: {args.images} held-out first frames x seeds {args.seeds}, {args.steps} euler steps, "
+          f"128x128 px; mean +- std over the {args.images * len(args.seeds)} videos")
+    fields = ["persistence", "motion", "acceleration", "drift", "step_change"]
+    print(f"{'row':28s} {'frames':>6}  " + "  ".join(f"{f:>15s}" for f in fields) + "  s/video")
+    for row in [truth, *rows]:
+        cells = "  ".join("{:>7.3f} +-{:<6.3f}".format(*row.stat(f)) for f in fields)
+        per_video = row.seconds / max(1, len(row.reports))
+        print(f"{row.name:28s} {row.frames:>6}  {cells}  {per_video:7.1f}")
+    by_name = {row.name: row for row in rows}
+    base, long_base, ex = (by_name[n] for n in ("base, trained length", "base, extended length",
+                                                  "ExVideo, extended length"))
+    print("\ngoals:")
+    for field in ("persistence", "motion"):
+        ratio = ex.stat(field)[0] / max(base.stat(field)[0], 1e-9)
+        print(f"  ExVideo at {EXTENDED} / base at {BASE_FRAMES}, {field:11s}: {ratio:.3f}  "
+              f"(goal >= {SIMILAR}: {'met' if ratio >= SIMILAR else 'NOT met'})")
+    for field in ("persistence", "motion"):
+        gap = base.stat(field)[0] - long_base.stat(field)[0]
+        spread = max(base.stat(field)[1], long_base.stat(field)[1])
+        print(f"  base at {BASE_FRAMES} - base at {EXTENDED}, {field:11s}: {gap:+.3f} against the seeds' spread "
+              f"{spread:.3f}  (goal: worse by more than the spread: {'met' if gap > spread else 'NOT met'})")
+    for row in rows:
+        if not row.seams:
+            continue
+        join = statistics.mean(s.join_change for s in row.seams)
+        inside = statistics.mean(s.inside_change for s in row.seams)
+        spread = statistics.mean(s.inside_spread for s in row.seams)
+        persistence = statistics.mean(s.join_persistence for s in row.seams)
+        inside_persistence = statistics.mean(s.inside_persistence for s in row.seams)
+        print(f"  {row.name}: frame change at seams {join:.4f} against {inside:.4f} +- {spread:.4f} inside "
+              f"(ratio {join / max(inside, 1e-9):.2f}; goal within the spread: "
+              f"{'met' if abs(join - inside) <= spread else 'NOT met'}); persistence across seams "
+              f"{persistence:.3f} against {inside_persistence:.3f} inside")
+
+
+if __name__ == "__main__":
+    main()
