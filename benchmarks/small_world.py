@@ -68,7 +68,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=6, help="held-out first frames (world seeds 0..N-1)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--steps", type=int, default=generate.SETTINGS.steps)
+    parser.add_argument("--steps", type=int, default=generate.EXVIDEO_SETTINGS.steps)
     parser.add_argument("--toy", action="store_true", help="random weights, 1 image, 1 seed, 2 steps")
     args = parser.parse_args()
     if args.toy:
@@ -84,6 +84,11 @@ def main() -> None:
     def plain(model, frames):
         return lambda image, settings: (decode(generate.image_to_video(model, encoders, image, frames, settings)), [])
 
+    def as_base(make):
+        """The base samples at the motion bucket of its own 8-frame clips."""
+        return lambda image, settings: make(image, dataclasses.replace(
+            settings, motion_bucket_id=generate.BASE_MOTION_BUCKET))
+
     def continued(image, settings):
         samples, joins = generate.continued(exvideo, encoders, image, EXTENDED, BEYOND, OVERLAP, settings)
         return decode(samples), joins
@@ -93,8 +98,8 @@ def main() -> None:
         return decode(samples), seams
 
     makers = {
-        f"base, trained length": (BASE_FRAMES, plain(base, BASE_FRAMES)),
-        f"base, extended length": (EXTENDED, plain(base, EXTENDED)),
+        f"base, trained length": (BASE_FRAMES, as_base(plain(base, BASE_FRAMES))),
+        f"base, extended length": (EXTENDED, as_base(plain(base, EXTENDED))),
         f"ExVideo, extended length": (EXTENDED, plain(exvideo, EXTENDED)),
         f"ExVideo, Continue Video": (BEYOND, continued),
         f"ExVideo, context windows": (BEYOND, windowed),
@@ -106,7 +111,7 @@ def main() -> None:
             truth.reports.append(metrics.measure(make_clip(image_seed, EXTENDED).frames))
             image = generate.first_frame(image_seed)
             for seed in args.seeds:
-                settings = dataclasses.replace(generate.SETTINGS, seed=seed, steps=args.steps)
+                settings = dataclasses.replace(generate.EXVIDEO_SETTINGS, seed=seed, steps=args.steps)
                 for row in rows:
                     started = time.monotonic()
                     pixels, joins = makers[row.name][1](image, settings)
