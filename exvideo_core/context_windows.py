@@ -20,6 +20,7 @@ multi-step samplers, which match no sigma, keeps the last step's windows.
 from __future__ import annotations
 
 import copy
+import functools
 
 import torch
 
@@ -41,14 +42,32 @@ class SvdFrameWindows(IndexListContextHandler):
             self._step = int(matches[0].item())
 
 
+@functools.cache
+def host_reads_svd_steps() -> bool:
+    """Whether the host's own `set_step` finds the step from SVD's per-frame timesteps (0.3.75's does not).
+
+    Asked of the host's code itself, so a ComfyUI that fixes it keeps its own
+    handler, whatever its version number says.
+    """
+    probe = IndexListContextHandler.__new__(IndexListContextHandler)
+    options = {"transformer_options": {"sample_sigmas": torch.tensor([2.0, 1.0, 0.5, 0.0])}}
+    try:
+        IndexListContextHandler.set_step(probe, torch.full((5,), 1.0), options)
+    except Exception:
+        return False
+    return getattr(probe, "_step", None) == 1
+
+
 def for_svd_frames(model_options: dict) -> None:
     """Replaces ComfyUI's context handler in one sampling's `model_options` by an SvdFrameWindows copy.
 
-    Only handlers of exactly ComfyUI's class are replaced: another pack's
-    subclass keeps its own behaviour.
+    Only where the host's handler needs it (`host_reads_svd_steps`), and only
+    handlers of exactly ComfyUI's class: another pack's subclass keeps its
+    own behaviour. The copy changes only its class: the subclass adds no
+    state, and overrides set_step alone.
     """
     handler = model_options.get("context_handler")
-    if type(handler) is IndexListContextHandler:
+    if type(handler) is IndexListContextHandler and not host_reads_svd_steps():
         windows = copy.copy(handler)
         windows.__class__ = SvdFrameWindows
         model_options["context_handler"] = windows

@@ -76,3 +76,24 @@ def test_the_step_is_found_from_svd_per_frame_timesteps(patched):
     assert windows._step == 1
     windows.set_step(torch.full((8,), 1.7), options)  # a multi-step sampler's sub-step: the last step's windows
     assert windows._step == 1
+
+
+def test_a_host_that_reads_svd_steps_keeps_its_own_handler(patched, monkeypatch):
+    """The class swap is decided by what the host's code does, not by its version."""
+    from exvideo_core import context_windows
+
+    def fixed_set_step(self, timestep, model_options):
+        sigmas = model_options["transformer_options"]["sample_sigmas"]
+        self._step = int(torch.nonzero(torch.isclose(sigmas, timestep.flatten()[0]))[0].item())
+
+    assert not context_windows.host_reads_svd_steps()  # 0.3.75's handler
+    context_windows.host_reads_svd_steps.cache_clear()
+    monkeypatch.setattr(context_windows.IndexListContextHandler, "set_step", fixed_set_step)
+    try:
+        assert context_windows.host_reads_svd_steps()
+        handler = windowed(patched).model_options["context_handler"]
+        options = {"context_handler": handler}
+        for_svd_frames(options)
+        assert options["context_handler"] is handler
+    finally:
+        context_windows.host_reads_svd_steps.cache_clear()
