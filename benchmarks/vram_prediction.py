@@ -21,7 +21,7 @@ setup_paths()
 from exvideo_core import chunking  # noqa: E402
 from exvideo_core.constraints import VAE_DOWNSCALE  # noqa: E402
 from exvideo_core.layout import TEMPORAL_BLOCKS  # noqa: E402
-from exvideo_core.skip_stack import skip_copies  # noqa: E402
+from exvideo_core.unet_map import skip_copies  # noqa: E402
 from exvideo_harness.svd_models import FULL_UNET_CONFIG, svd_model_config  # noqa: E402
 
 GIB = 1024 ** 3

@@ -35,11 +35,12 @@ from einops import rearrange, repeat
 
 import comfy.model_management
 import comfy.model_patcher
-from comfy.ldm.modules.diffusionmodules.openaimodel import Downsample, ResBlock, Upsample, VideoResBlock
+from comfy.ldm.modules.diffusionmodules.openaimodel import ResBlock, VideoResBlock
 
 from .errors import InputError
 from .layout import MODEL_PREFIX as UNET_PREFIX
-from .skip_stack import skip_copies
+from .shared_module import share_modules
+from .unet_map import skip_copies
 
 # frame_chunk=None picks K per UNet level so that a chunk holds about this
 # many tokens (8 frames of a 512x512 video's level 0, 64x64 latents): the
@@ -61,7 +62,7 @@ AUTO_CHUNK_TOKENS = 8 * 64 * 64
 # projection and its two 4x halves, attention, norms). Counted from the
 # layers' shapes, not yet fitted: benchmarks/unet_memory.py measures the
 # full-size peaks to check them against (docs/memory.md). With the skip stack
-# in host memory its copies (skip_stack.skip_copies) leave the held part.
+# in host memory its copies (unet_map.skip_copies) leave the held part.
 HELD_COPIES = 12
 CHUNK_COPIES = 24
 
@@ -128,27 +129,6 @@ def chunk_frames(frame_chunk: int | None, level: int, rows: int, h: int, w: int)
     return chunk if 0 < chunk < rows else 0
 
 
-def unet_levels(unet: torch.nn.Module) -> dict[str, int]:
-    """The level (0: the latent's size, each one down halves h and w) of every layer of ComfyUI's UNetModel.
-
-    Keyed by the layer's name below the UNet (`input_blocks.1.1`); a layer
-    after a Downsample is one level down, one after an Upsample one up.
-    """
-    levels, level = {}, 0
-    parts = [("input_blocks", unet.input_blocks), ("middle_block", [unet.middle_block]),
-             ("output_blocks", unet.output_blocks)]
-    for part, blocks in parts:
-        for index, block in enumerate(blocks):
-            prefix = part if part == "middle_block" else f"{part}.{index}"
-            for position, layer in enumerate(block):
-                levels[f"{prefix}.{position}"] = level
-                if isinstance(layer, Downsample):
-                    level += 1
-                elif isinstance(layer, Upsample):
-                    level -= 1
-    return levels
-
-
 def map_frames(fn: Callable[..., torch.Tensor], chunk: int, x: torch.Tensor, *per_frame) -> torch.Tensor:
     """fn over chunks of `chunk` rows of x (and of each per-frame tensor with x's leading size), concatenated.
 
@@ -166,27 +146,6 @@ def map_frames(fn: Callable[..., torch.Tensor], chunk: int, x: torch.Tensor, *pe
         out[part] = y
         del y
     return out
-
-
-def share_modules(cls, base: torch.nn.Module, own: tuple[str, ...] = ()) -> torch.nn.Module:
-    """A `cls` instance with `base`'s attributes, children, parameters and buffers (but `own`), without __init__.
-
-    Weight keys, weight patches and LoRAs then resolve to the very same tensors.
-    """
-    module = cls.__new__(cls)
-    torch.nn.Module.__init__(module)
-    for name, value in vars(base).items():
-        if not name.startswith("_") and name != "training":
-            setattr(module, name, value)
-    module.train(base.training)
-    for name, child in base.named_children():
-        if name not in own:
-            module.add_module(name, child)
-    for name, param in base.named_parameters(recurse=False):
-        module.register_parameter(name, param)
-    for name, buf in base.named_buffers(recurse=False):
-        module.register_buffer(name, buf)
-    return module
 
 
 class ChunkedVideoResBlock(VideoResBlock):

@@ -36,7 +36,8 @@ from comfy.ldm.modules.attention import SpatialVideoTransformer
 
 from . import layout
 from . import skip_stack
-from .chunking import check_frame_chunk, patch_forward, unet_levels
+from .chunking import check_frame_chunk, patch_forward
+from .unet_map import levels as unet_levels
 from .constraints import MIN_FRAMES
 from .context_windows import check_window_length, for_svd_frames
 from .errors import FrameCountError, IncompatibleModelError, InputError

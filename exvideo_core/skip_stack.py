@@ -3,7 +3,7 @@
 ComfyUI's UNet keeps every input block's output (`hs`) until the matching
 output block concatenates it. Frame chunking bounds the transients, but this
 stack stays O(T): about 5 copies of a level-0 feature map a token at SVD's
-widths (`skip_copies`), 1.7 GB at 512x512x128 in fp16. With the stack in
+widths (`unet_map.skip_copies`), 1.7 GB at 512x512x128 in fp16. With the stack in
 (pinned) host memory each skip crosses the bus twice a forward, which costs
 little next to the UNet's compute at the sizes where the memory matters.
 
@@ -30,28 +30,11 @@ from __future__ import annotations
 import torch
 
 import comfy.cli_args
-from comfy.ldm.modules.diffusionmodules.openaimodel import Downsample
 
 from .errors import InputError
 
 # The ComfyUI block patch lists the stack puts one patch into each.
 PATCH_LISTS = ("input_block_patch", "input_block_patch_after_skip", "output_block_patch")
-
-
-def skip_copies(unet: torch.nn.Module) -> float:
-    """The skip stack's size, in copies of a level-0 feature map (model_channels values a latent pixel).
-
-    An input block's output has the channels of its last layer that sets
-    them, at 1/4 of the tokens per Downsample before it: for SVD 3 copies at
-    level 0 and 2.06 below, 5.06 in all.
-    """
-    copies, level, channels = 0.0, 0, unet.model_channels
-    for block in unet.input_blocks:
-        for layer in block:
-            level += isinstance(layer, Downsample)
-            channels = getattr(layer, "out_channels", channels)
-        copies += channels / unet.model_channels / 4 ** level
-    return copies
 
 
 class HostSkipStack:

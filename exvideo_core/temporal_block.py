@@ -25,8 +25,9 @@ from einops import rearrange, repeat
 import comfy.ops
 from comfy.ldm.modules.attention import SpatialVideoTransformer
 
-from .chunking import chunk_frames, share_modules, video_transformer_forward
+from .chunking import chunk_frames, video_transformer_forward
 from .errors import ExVideoError, FrameCountError, IncompatibleModelError, InputError
+from .shared_module import share_modules
 
 # Children that belong to the ExVideo wrapper itself, not to the base block.
 _OWN_CHILDREN = ("time_pos_table", "time_pos_conv")
@@ -119,7 +120,7 @@ class ExVideoVideoTransformer(SpatialVideoTransformer):
 
         frame_chunk: frames per chunk of the chunked forward (see chunking.py);
         0 runs all frames at once, None picks it per level; level: the
-        block's UNet level (chunking.unet_levels), which scales a forced chunk.
+        block's UNet level (unet_map), which scales a forced chunk.
         """
         if base.depth != 1 or len(base.time_stack) != 1:
             raise IncompatibleModelError(

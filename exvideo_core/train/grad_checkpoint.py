@@ -19,6 +19,7 @@ import torch.utils.checkpoint
 import comfy.model_patcher
 
 from ..layout import MODEL_PREFIX
+from ..unet_map import unet_map
 
 
 def checkpointed(module: torch.nn.Module) -> torch.nn.Module:
@@ -42,12 +43,7 @@ def checkpointed(module: torch.nn.Module) -> torch.nn.Module:
 
 def unet_layer_keys(model: comfy.model_patcher.ModelPatcher) -> Iterator[str]:
     """Object-patch keys of every layer of the UNet's input, middle and output blocks."""
-    unet = model.get_model_object("diffusion_model")
-    for i, block in enumerate(unet.input_blocks):
-        yield from (f"{MODEL_PREFIX}input_blocks.{i}.{j}" for j in range(len(block)))
-    yield from (f"{MODEL_PREFIX}middle_block.{j}" for j in range(len(unet.middle_block)))
-    for i, block in enumerate(unet.output_blocks):
-        yield from (f"{MODEL_PREFIX}output_blocks.{i}.{j}" for j in range(len(block)))
+    yield from (MODEL_PREFIX + layer.name for layer in unet_map(model.get_model_object("diffusion_model")))
 
 
 def add_gradient_checkpointing(model: comfy.model_patcher.ModelPatcher) -> None:

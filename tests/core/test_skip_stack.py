@@ -8,7 +8,7 @@ import comfy.model_management
 import comfy.sample
 
 from exvideo_core import apply_exvideo
-from exvideo_core import skip_stack
+from exvideo_core import skip_stack, unet_map
 from exvideo_core.chunking import memory_required
 from exvideo_core.errors import InputError
 from exvideo_harness.svd_models import apply_model_direct, svd_conditioning
@@ -137,8 +137,8 @@ def test_skip_copies_is_what_the_stack_holds(base, weights, monkeypatch):
     level_0_map = FRAMES * 16 * 16 * unet.model_channels
     # SVD's widths (1, 2, 4, 4), two ResBlocks a level: 3 copies at level 0, (1 + 2 + 2) / 4 at level 1,
     # (2 + 4 + 4) / 16 at level 2, 3 * 4 / 64 at level 3.
-    assert skip_stack.skip_copies(unet) == 5.0625
-    assert sum(block["copy"].numel() for block in blocks) == skip_stack.skip_copies(unet) * level_0_map
+    assert unet_map.skip_copies(unet) == 5.0625
+    assert sum(block["copy"].numel() for block in blocks) == unet_map.skip_copies(unet) * level_0_map
 
 
 def test_the_memory_estimate_leaves_out_the_skip_stack(base):
@@ -146,7 +146,7 @@ def test_the_memory_estimate_leaves_out_the_skip_stack(base):
     held = memory_required(base.model, None)(shape) - memory_required(base.model, None, skips_on_host=True)(shape)
     unet = base.model.diffusion_model
     level_0_map = shape[0] * 64 * 64 * unet.model_channels * comfy.model_management.dtype_size(base.model_dtype())
-    assert held == pytest.approx(skip_stack.skip_copies(unet) * level_0_map, rel=1e-6)
+    assert held == pytest.approx(unet_map.skip_copies(unet) * level_0_map, rel=1e-6)
 
 
 def test_sampling_with_a_controlnet_is_refused_before_loading(base, weights, monkeypatch):
