@@ -51,7 +51,7 @@ import comfy.model_management  # noqa: E402
 from comfy.ldm.modules import attention  # noqa: E402
 
 from exvideo_core import apply_exvideo, load_exvideo  # noqa: E402
-from exvideo_core.chunking import memory_required  # noqa: E402
+from exvideo_core.memory_model import memory_required  # noqa: E402
 from exvideo_harness.exvideo_files import FULL, SMALL, random_exvideo_state_dict  # noqa: E402
 from exvideo_harness.svd_models import FULL_UNET_CONFIG, SMALL_UNET_CONFIG, build_svd_model  # noqa: E402
 

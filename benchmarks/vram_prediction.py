@@ -4,7 +4,7 @@
 
 Predictions, not measurements: the weights are counted from the full-size
 SVD-XT UNet (built on the meta device) and the ExVideo tensors it adds, in
-fp16; the activation peak is `chunking.activation_bytes`, the estimate the
+fp16; the activation peak is `memory_model.activation_bytes`, the estimate the
 patched MODEL gives ComfyUI, with the automatic chunk. Cond and uncond run
 one after another unless 1.5x a batched forward's estimate is free (ComfyUI's
 rule), so both rows are printed. CLIP vision and the VAE are not counted:
@@ -18,7 +18,7 @@ from common import setup_paths
 
 setup_paths()
 
-from exvideo_core import chunking  # noqa: E402
+from exvideo_core import chunk_policy, memory_model  # noqa: E402
 from exvideo_core.constraints import VAE_DOWNSCALE  # noqa: E402
 from exvideo_core.layout import TEMPORAL_BLOCKS  # noqa: E402
 from exvideo_core.unet_map import skip_copies  # noqa: E402
@@ -46,7 +46,7 @@ def main() -> None:
 
         def total(videos, host_copies=0.0):
             tokens = videos * frames * pixels
-            return (weights + chunking.activation_bytes(tokens, chunking.AUTO_CHUNK_TOKENS, channels, FP16,
+            return (weights + memory_model.activation_bytes(tokens, chunk_policy.AUTO_CHUNK_TOKENS, channels, FP16,
                                                         host_copies)) / GIB
 
         print(f"{width:>6}x{height:<7} {frames:>6}  {total(1):>15.1f} GiB  {total(2):>4.1f} GiB  "

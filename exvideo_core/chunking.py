@@ -20,114 +20,25 @@ a few level copies; the transients are O(K). The 16 temporal attention blocks
 chunk inside `ExVideoVideoTransformer` (see `video_transformer_forward`);
 every VideoResBlock is replaced on the clone by an object patch holding a
 `ChunkedVideoResBlock` sharing its modules, and the clone's `memory_required`
-is an object patch reporting `MemoryModel`'s estimate, so ComfyUI batches
+is an object patch reporting the memory model's estimate (memory_model.py), so ComfyUI batches
 cond with uncond when they fit. The unpatched MODEL keeps its own blocks and
 estimate.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Callable
 
 import torch
 from einops import rearrange, repeat
 
-import comfy.model_management
 import comfy.model_patcher
 from comfy.ldm.modules.diffusionmodules.openaimodel import ResBlock, VideoResBlock
 
-from .errors import InputError
+from .chunk_policy import chunk_frames
 from .layout import MODEL_PREFIX as UNET_PREFIX
+from .memory_model import memory_required
 from .shared_module import share_modules
-from .unet_map import skip_copies
-
-# frame_chunk=None picks K per UNet level so that a chunk holds about this
-# many tokens (8 frames of a 512x512 video's level 0, 64x64 latents): the
-# level-0 GEGLU transient of one chunk is then 8 * 4096 tokens x 2560 channels,
-# about 170 MB in fp16, whatever the length. Deeper levels (4x, 16x, 64x fewer
-# tokens a frame) get longer chunks, and small videos (a 16x16 latent: 128
-# frames a chunk) run unchunked, where splitting would only cost kernel
-# launches. Chunking pays where T * h * w exceeds this, which is where
-# activation memory, not weights, sets the peak.
-AUTO_CHUNK_TOKENS = 8 * 64 * 64
-
-
-# The memory model of the forward (docs/memory.md), in copies of a level-0
-# feature map (model_channels values a token, a token being one frame's
-# latent pixel), dtype-sized: what stays alive across the whole forward, per
-# token of the batch (the skip stack, about 4.5 copies at SVD's widths, a
-# layer's input and output, the level-0 concatenation of the decoder), and
-# what one chunk adds while it runs, per token of the chunk (the GEGLU's 8x
-# projection and its two 4x halves, attention, norms). Counted from the
-# layers' shapes, not yet fitted: benchmarks/unet_memory.py measures the
-# full-size peaks to check them against (docs/memory.md). With the skip stack
-# in host memory its copies (unet_map.skip_copies) leave the held part.
-HELD_COPIES = 12
-CHUNK_COPIES = 24
-
-
-def activation_bytes(tokens: int, chunk_tokens: int, model_channels: int, dtype_size: int,
-                     host_copies: float = 0.0) -> int:
-    """Predicted activation peak of one forward over `tokens` (b t h w at the latent) in chunks of `chunk_tokens`.
-
-    host_copies: held copies kept in host memory instead (the skip stack).
-    """
-    held = (HELD_COPIES - host_copies) * tokens
-    return int(dtype_size * model_channels * (held + CHUNK_COPIES * min(chunk_tokens, tokens)))
-
-
-def memory_required(base_model, frame_chunk: int | None, skips_on_host: bool = False) -> Callable:
-    """The clone's `BaseModel.memory_required` (an object patch): the chunked forward's `activation_bytes`.
-
-    Same signature and dtype rule as ComfyUI's, which for SVD reserves
-    about 0.02 MiB a token and dtype byte, several times what the chunked
-    forward holds; reserving that would keep cond and uncond from batching
-    (ComfyUI batches them when 1.5x the estimate is free). The attention
-    backends size their own query chunks to the free memory, so they are not
-    counted apart.
-    """
-    model_channels = base_model.diffusion_model.model_channels
-    host_copies = skip_copies(base_model.diffusion_model) if skips_on_host else 0.0
-
-    def required(input_shape, cond_shapes={}):
-        dtype = base_model.manual_cast_dtype or base_model.get_dtype()
-        pixels = math.prod(input_shape[2:])
-        tokens = input_shape[0] * pixels
-        if frame_chunk == 0:
-            chunk_tokens = tokens
-        elif frame_chunk is None:
-            chunk_tokens = AUTO_CHUNK_TOKENS
-        else:
-            chunk_tokens = frame_chunk * pixels
-        return activation_bytes(tokens, chunk_tokens, model_channels, comfy.model_management.dtype_size(dtype),
-                                host_copies)
-
-    return required
-
-
-def check_frame_chunk(frame_chunk) -> None:
-    """Refuses anything but None (automatic), 0 (unchunked) or a positive frame count."""
-    if frame_chunk is None:
-        return
-    if isinstance(frame_chunk, bool) or not isinstance(frame_chunk, int) or frame_chunk < 0:
-        raise InputError(f"frame_chunk must be a whole number of frames >= 0 (0 runs all frames at once) or "
-                         f"None for automatic, got {frame_chunk!r}")
-
-
-def chunk_frames(frame_chunk: int | None, level: int, rows: int, h: int, w: int) -> int:
-    """Frames per chunk for a layer at UNet `level` with `rows` = (b t) frames of h x w tokens; 0: run it whole.
-
-    K frames means K frames' worth of the latent's tokens: a level with h and
-    w halved `level` times takes 4**level times as many frames a chunk, so deep
-    levels (a few tokens a frame) do not split into launches of nothing.
-    """
-    if frame_chunk is None:
-        chunk = max(1, AUTO_CHUNK_TOKENS // (h * w))
-    else:
-        chunk = frame_chunk * 4 ** level
-    return chunk if 0 < chunk < rows else 0
-
 
 def map_frames(fn: Callable[..., torch.Tensor], chunk: int, x: torch.Tensor, *per_frame) -> torch.Tensor:
     """fn over chunks of `chunk` rows of x (and of each per-frame tensor with x's leading size), concatenated.

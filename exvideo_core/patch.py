@@ -36,7 +36,8 @@ from comfy.ldm.modules.attention import SpatialVideoTransformer
 
 from . import layout
 from . import skip_stack
-from .chunking import check_frame_chunk, patch_forward
+from .chunk_policy import check_frame_chunk
+from .chunking import patch_forward
 from .unet_map import levels as unet_levels
 from .constraints import MIN_FRAMES
 from .context_windows import check_window_length, for_svd_frames
@@ -117,7 +118,7 @@ def apply_exvideo(model: comfy.model_patcher.ModelPatcher, weights: ExVideoWeigh
         trainer's own fp32 tensors) turns them off.
     frame_chunk: frames per chunk of the chunked forward (chunking.py):
         None picks one per UNet level where chunking pays (about
-        chunking.AUTO_CHUNK_TOKENS tokens a chunk; small videos run whole),
+        chunk_policy.AUTO_CHUNK_TOKENS tokens a chunk; small videos run whole),
         0 runs every layer on all frames at once, K forces K frames a chunk.
         The outputs are the same either way; only memory and speed differ.
     skips_on_host: keep the UNet's skip stack in host memory while it runs

@@ -25,7 +25,8 @@ from einops import rearrange, repeat
 import comfy.ops
 from comfy.ldm.modules.attention import SpatialVideoTransformer
 
-from .chunking import chunk_frames, video_transformer_forward
+from .chunk_policy import chunk_frames
+from .chunking import video_transformer_forward
 from .errors import ExVideoError, FrameCountError, IncompatibleModelError, InputError
 from .shared_module import share_modules
 

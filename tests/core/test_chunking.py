@@ -6,7 +6,8 @@ import torch
 import comfy.model_management
 
 from exvideo_core import ExVideoError, apply_exvideo
-from exvideo_core.chunking import ChunkedVideoResBlock, chunk_frames
+from exvideo_core.chunk_policy import chunk_frames
+from exvideo_core.chunking import ChunkedVideoResBlock
 from exvideo_core.errors import InputError
 from exvideo_core.temporal_block import ExVideoVideoTransformer
 from exvideo_harness.svd_models import apply_model_direct

@@ -9,7 +9,7 @@ import comfy.sample
 
 from exvideo_core import apply_exvideo
 from exvideo_core import skip_stack, unet_map
-from exvideo_core.chunking import memory_required
+from exvideo_core.memory_model import memory_required
 from exvideo_core.errors import InputError
 from exvideo_harness.svd_models import apply_model_direct, svd_conditioning
 
