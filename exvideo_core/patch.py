@@ -37,7 +37,8 @@ from comfy.ldm.modules.attention import SpatialVideoTransformer
 from . import layout
 from . import skip_stack
 from .chunk_policy import check_frame_chunk
-from .chunking import patch_forward
+from .memory_model import memory_required
+from .video_resblock import patch_resblocks
 from .unet_map import levels as unet_levels
 from .constraints import MIN_FRAMES
 from .context_windows import check_window_length, for_svd_frames
@@ -116,7 +117,7 @@ def apply_exvideo(model: comfy.model_patcher.ModelPatcher, weights: ExVideoWeigh
     set_patches: whether the extension's temporal tensors become "set" weight
         patches; a caller that supplies every one of them otherwise (a
         trainer's own fp32 tensors) turns them off.
-    frame_chunk: frames per chunk of the chunked forward (chunking.py):
+    frame_chunk: frames per chunk of the chunked forward (chunk_policy.py):
         None picks one per UNet level where chunking pays (about
         chunk_policy.AUTO_CHUNK_TOKENS tokens a chunk; small videos run whole),
         0 runs every layer on all frames at once, K forces K frames a chunk.
@@ -145,7 +146,9 @@ def apply_exvideo(model: comfy.model_patcher.ModelPatcher, weights: ExVideoWeigh
         extra_bytes += sum(p.numel() * p.element_size() for p in (*table.parameters(), *conv.parameters()))
     # Lets ComfyUI's memory planning count the new tensors (about 0.8 GB at SVD size in fp16).
     patched.size = model.model_size() + extra_bytes
-    patch_forward(patched, model, frame_chunk, levels, skips_on_host)
+    # The estimate ComfyUI plans with, counting the skip stack as held unless it is in host memory.
+    patched.add_object_patch("memory_required", memory_required(model.model, frame_chunk, skips_on_host))
+    patch_resblocks(patched, model, frame_chunk, levels)
     skip_stack.keep_on_host(patched.model_options, skips_on_host)
     patched.set_attachments(ATTACHMENT, ExVideoPatch(num_frames=weights.num_frames, skips_on_host=skips_on_host))
     patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, ATTACHMENT, _before_sampling)

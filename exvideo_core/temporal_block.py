@@ -26,15 +26,13 @@ import comfy.ops
 from comfy.ldm.modules.attention import SpatialVideoTransformer
 
 from .chunk_policy import chunk_frames
-from .chunking import video_transformer_forward
-from .errors import ExVideoError, FrameCountError, IncompatibleModelError, InputError
+from .chunking import map_frames, position_chunks
+from .constraints import check_feature_map
+from .errors import FrameCountError, IncompatibleModelError, InputError
 from .shared_module import share_modules
 
 # Children that belong to the ExVideo wrapper itself, not to the base block.
 _OWN_CHILDREN = ("time_pos_table", "time_pos_conv")
-
-# The positional conv's reflect padding needs 2x2 features in the deepest block, 8x below the latent.
-MIN_LATENT_SIZE = 16
 
 
 class FramePositionTable(torch.nn.Module):
@@ -106,6 +104,12 @@ def positional_conv(channels: int, weight: torch.Tensor, bias: torch.Tensor, dty
     return conv
 
 
+def _check_video(rows: int, num_frames: int, h: int, w: int) -> None:
+    if rows % num_frames:
+        raise InputError(f"a batch of {rows} frames is not a whole number of {num_frames}-frame videos")
+    check_feature_map(num_frames, h, w)
+
+
 class ExVideoVideoTransformer(SpatialVideoTransformer):
     """A `SpatialVideoTransformer` whose temporal branch runs ExVideo."""
 
@@ -134,50 +138,62 @@ class ExVideoVideoTransformer(SpatialVideoTransformer):
 
     def forward(self, x: torch.Tensor, context=None, time_context=None, timesteps=None,
                 image_only_indicator=None, transformer_options={}) -> torch.Tensor:
+        """SpatialVideoTransformer.forward (pinned: tests/core/test_host_pins.py) with ExVideo's temporal branch.
+
+        In chunks of `chunk` frames' worth of tokens (chunk_policy.py; the
+        whole batch when unchunked): the spatial part per chunk of frames; the
+        temporal part (positional conv on rows with their halo of the clip
+        padded once, temporal transformer, alpha blend) per chunk of spatial
+        positions, into a new buffer (writing over the spatial result would
+        save a copy but break autograd for a trainer); then proj_out and the
+        residual per chunk of frames.
+        """
         num_frames = timesteps
-        _, _, h, w = x.shape
-        if x.shape[0] % num_frames:
-            raise InputError(f"a batch of {x.shape[0]} frames is not a whole number of {num_frames}-frame videos")
+        bt, _, h, w = x.shape
+        _check_video(bt, num_frames, h, w)
         transformer_options["activations_shape"] = list(x.shape)
-        x_in = x
-        if min(num_frames, h, w) < 2:
-            # Reflect padding needs two samples along each axis of the 3D conv.
-            raise ExVideoError(
-                f"ExVideo's positional conv needs at least 2 frames and a 2x2 feature map in every temporal "
-                f"block, but got {num_frames} frame(s) of {h}x{w} here. Use at least 2 frames and a latent of "
-                f"at least {MIN_LATENT_SIZE}x{MIN_LATENT_SIZE} (an image of {8 * MIN_LATENT_SIZE}x"
-                f"{8 * MIN_LATENT_SIZE} pixels or more).")
-        chunk = chunk_frames(self.frame_chunk, self.chunk_level, x.shape[0], h, w)
-        if chunk and self.use_spatial_context:
-            return video_transformer_forward(self, x, context, context if time_context is None else time_context,
-                                             num_frames, image_only_indicator, transformer_options, chunk)
+        transformer_options["block_index"] = 0  # depth 1: one spatial and one temporal transformer (wrap)
+        chunk = chunk_frames(self.frame_chunk, self.chunk_level, bt, h, w) or bt
+        spatial_block, mix_block = self.transformer_blocks[0], self.time_stack[0]
 
+        def spatial(rows: torch.Tensor, context_rows) -> torch.Tensor:
+            return spatial_block(self.project_in(rows), context=context_rows, transformer_options=transformer_options)
+
+        tokens = map_frames(spatial, chunk, x, context)  # (b t) (h w) c
+        channels = tokens.shape[-1]
+        frame_emb = self.time_pos_embed(self.time_pos_table(num_frames, like=tokens))  # t c
+        padded = self.time_pos_conv.pad(rearrange(tokens, "(b t) (h w) c -> b c t h w", t=num_frames, h=h)
+                                        + rearrange(frame_emb, "t c -> 1 c t 1 1"))
+        video_context = self._video_context(context, time_context, num_frames)
+        grid = tokens.view(bt // num_frames, num_frames, h, w, channels)
+        mixed_grid = torch.empty_like(grid)
+        halo = self.time_pos_conv.reflect_padding
+        for videos, rows in position_chunks(grid.shape[0], h, max(1, chunk * h // num_frames)):
+            mix = self.time_pos_conv.convolve(padded[videos, :, :, rows.start:rows.stop + 2 * halo])
+            positions = mix.shape[-2] * mix.shape[-1]
+            mix = rearrange(mix, "v c t h w -> (v h w) t c")
+            position_context = None if video_context is None else repeat(
+                video_context[videos], "v ... -> (v n) ...", n=positions)
+            mix = mix_block(mix, context=position_context, transformer_options=transformer_options)
+            mix = rearrange(mix, "(v n) t c -> (v t) n c", n=positions)
+            spatial_part = grid[videos, :, rows].reshape(-1, positions, channels)
+            indicator = None if image_only_indicator is None else image_only_indicator[videos]
+            mixed = self.time_mixer(x_spatial=spatial_part, x_temporal=mix, image_only_indicator=indicator)
+            mixed_grid[videos, :, rows] = mixed.view(mixed_grid[videos, :, rows].shape)
+            del mix, mixed, spatial_part
+        del padded, grid, tokens
+
+        return map_frames(lambda rows, inputs: self.project_out(rows, h, w) + inputs, chunk,
+                          mixed_grid.view(bt, h * w, channels), x)
+
+    def _video_context(self, context, time_context, num_frames: int):
+        """Each video's context of the temporal cross-attention, as the host's forward chooses it (b ...)."""
         if self.use_spatial_context:
-            time_context = context if time_context is None else time_context
             # SVD's temporal cross-attention reads each video's first-frame context.
-            time_context = repeat(time_context[::num_frames], "b ... -> (b hw) ...", hw=h * w)
-        elif time_context is not None:
-            time_context = repeat(time_context, "b ... -> (b hw) ...", hw=h * w)
-            if time_context.ndim == 2:
-                time_context = rearrange(time_context, "b c -> b 1 c")
-
-        x = self.project_in(x)
-        frame_emb = self.time_pos_embed(self.time_pos_table(num_frames, like=x))  # (t c)
-
-        for index, (block, mix_block) in enumerate(zip(self.transformer_blocks, self.time_stack)):
-            transformer_options["block_index"] = index
-            x = block(x, context=context, transformer_options=transformer_options)
-
-            x_mix = rearrange(x, "(b t) (h w) c -> b c t h w", t=num_frames, h=h, w=w)
-            x_mix = x_mix + rearrange(frame_emb, "t c -> 1 c t 1 1")
-            x_mix = self.time_pos_conv(x_mix)
-            x_mix = rearrange(x_mix, "b c t h w -> (b h w) t c")
-            x_mix = mix_block(x_mix, context=time_context, transformer_options=transformer_options)
-            x_mix = rearrange(x_mix, "(b h w) t c -> (b t) (h w) c", h=h, w=w)
-
-            x = self.time_mixer(x_spatial=x, x_temporal=x_mix, image_only_indicator=image_only_indicator)
-
-        return self.project_out(x, h, w) + x_in
+            return (context if time_context is None else time_context)[::num_frames]
+        if time_context is not None and time_context.ndim == 2:
+            return rearrange(time_context, "b c -> b 1 c")
+        return time_context
 
     def project_in(self, x: torch.Tensor) -> torch.Tensor:
         """Frames (bt c h w) to the transformer's tokens (bt (h w) c), per frame."""

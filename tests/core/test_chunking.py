@@ -7,7 +7,7 @@ import comfy.model_management
 
 from exvideo_core import ExVideoError, apply_exvideo
 from exvideo_core.chunk_policy import chunk_frames
-from exvideo_core.chunking import ChunkedVideoResBlock
+from exvideo_core.video_resblock import ExVideoVideoResBlock
 from exvideo_core.errors import InputError
 from exvideo_core.temporal_block import ExVideoVideoTransformer
 from exvideo_harness.svd_models import apply_model_direct
@@ -76,7 +76,7 @@ def test_the_unpatched_model_keeps_its_blocks_and_memory_estimate(base, weights)
     apply_model_direct(chunked, 3)
     assert "memory_required" in chunked.object_patches
     comfy.model_management.unload_all_models()
-    assert not any(isinstance(m, (ChunkedVideoResBlock, ExVideoVideoTransformer)) for m in base.model.modules())
+    assert not any(isinstance(m, (ExVideoVideoResBlock, ExVideoVideoTransformer)) for m in base.model.modules())
     assert base.model.memory_required.__func__ is type(base.model).memory_required
     assert base.model.memory_required([50, 4, 64, 64]) == before
 

@@ -39,11 +39,12 @@ class HostPin:
 
 PINS = [
     HostPin("comfy.ldm.modules.attention", "SpatialVideoTransformer.forward", "88f5db770b6da4d2",
-            "exvideo_core/temporal_block.py ExVideoVideoTransformer.forward and chunking.video_transformer_forward "
-            "reproduce it with the position table and conv added: compare the spatial block, time context, "
-            "time_pos_embed, time_stack and time_mixer steps"),
+            "exvideo_core/temporal_block.py ExVideoVideoTransformer.forward reproduces it with the position table "
+            "and conv added: compare the spatial block, time context, time_pos_embed, time_stack and time_mixer "
+            "steps"),
     HostPin("comfy.ldm.modules.diffusionmodules.openaimodel", "VideoResBlock.forward", "09e4bbfe5940be0d",
-            "exvideo_core/chunking.py ChunkedVideoResBlock.forward copies its tail after the spatial ResBlock"),
+            "exvideo_core/video_resblock.py ExVideoVideoResBlock.forward copies its tail after the spatial "
+            "ResBlock"),
     HostPin("comfy.ldm.modules.diffusionmodules.openaimodel", "forward_timestep_embed", "380056dc4e565efb",
             "the arguments our VideoResBlock and SpatialVideoTransformer replacements are called with "
             "(num_video_frames, image_only_indicator, time_context, transformer_options)"),
