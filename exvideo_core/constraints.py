@@ -14,12 +14,17 @@ from .errors import ExVideoError, InputError
 VAE_DOWNSCALE = 8
 LATENT_CHANNELS = 4
 
-# ExVideo's positional conv pads by reflection, which needs at least 2 rows
-# and 2 columns, and the UNet's deepest level is the latent / 8 at SVD size:
-# latents of at least 16x16, images of at least 128x128.
+# ExVideo's positional conv pads by reflection, which needs 2 samples along
+# each of its axes: 2 frames, and 2x2 features in every temporal block, the
+# deepest of which SVD's UNet runs at the latent / 8: latents of at least
+# 16x16, images of at least 128x128.
+MIN_FRAMES = 2
+MIN_FEATURE_SIZE = 2
 MIN_LATENT_SIZE = 16
 MIN_PIXELS = VAE_DOWNSCALE * MIN_LATENT_SIZE
-MIN_FRAMES = 2  # the same conv reflects along time too
+# Why there is a smallest size, and what to use instead: every check that refuses a size for it says this.
+MIN_SIZE_REASON = (f"ExVideo's positional conv needs at least {MIN_FRAMES} frames and latents of at least "
+                   f"{MIN_LATENT_SIZE}x{MIN_LATENT_SIZE}: use {MIN_PIXELS}x{MIN_PIXELS} pixels or larger")
 
 # DiffSynth's maintainers say ExVideo sizes should be multiples of 64 (issue
 # #112): the UNet halves its feature maps three times, so other multiples of
@@ -51,8 +56,7 @@ def check_video_size(width: int, height: int, minimum: int = VAE_DOWNSCALE, what
         raise error(f"{what} must be multiples of {VAE_DOWNSCALE} (the VAE downsamples by {VAE_DOWNSCALE}), "
                         f"got {width}x{height}")
     if min(width, height) < minimum:
-        raise error(f"{what} must be at least {minimum} (ExVideo's positional conv needs latents of at least "
-                        f"{MIN_LATENT_SIZE}x{MIN_LATENT_SIZE} in SVD), got {width}x{height}")
+        raise error(f"{what} must be at least {minimum} ({MIN_SIZE_REASON}), got {width}x{height}")
     if width % RECOMMENDED_MULTIPLE or height % RECOMMENDED_MULTIPLE:
         log.warning("ExVideo: %dx%d is not a multiple of %d; DiffSynth's authors recommend multiples of %d "
                     "(e.g. %dx%d)", width, height, RECOMMENDED_MULTIPLE, RECOMMENDED_MULTIPLE,
@@ -67,8 +71,30 @@ def check_training_size(width: int, height: int, what: str = "width and height",
 
 def check_frame_count(frames: int, what: str = "frames", error: type[ExVideoError] = InputError) -> None:
     if frames < MIN_FRAMES:
-        raise error(f"{what} must be at least {MIN_FRAMES} (ExVideo's positional conv reflects along time), "
-                        f"got {frames}")
+        raise error(f"{what} must be at least {MIN_FRAMES} ({MIN_SIZE_REASON}), got {frames}")
+
+
+def check_latent_size(width: int, height: int, what: str, error: type[ExVideoError] = InputError) -> None:
+    """Latents already encoded (training clips): refused below MIN_LATENT_SIZE, naming their size in pixels too."""
+    if min(width, height) < MIN_LATENT_SIZE:
+        raise error(f"{what} {width}x{height} latents ({VAE_DOWNSCALE * width}x{VAE_DOWNSCALE * height} pixels); "
+                    f"{MIN_SIZE_REASON}")
+
+
+def check_feature_map(frames: int, height: int, width: int) -> None:
+    """What one temporal block gets at run time: the last guard, for UNets and sizes the checks above let by."""
+    if min(frames, height, width) < MIN_FEATURE_SIZE:
+        raise InputError(f"a temporal block got {frames} frame(s) of {height}x{width} features, and the conv's "
+                         f"reflect padding needs at least {MIN_FEATURE_SIZE} along each axis; {MIN_SIZE_REASON}")
+
+
+def check_video_latent(samples, what: str = "samples"):
+    """One video's SVD latents, frames first, (frames, LATENT_CHANNELS, height, width); returned as they are."""
+    if samples.ndim != 4 or samples.shape[1] != LATENT_CHANNELS:
+        raise InputError(f"{what}: expected SVD video latents of shape (frames, {LATENT_CHANNELS}, height, width), "
+                         f"got {tuple(samples.shape)}: connect the LATENT of an SVD sampler such as ExVideo's (one "
+                         f"video, frames in the batch).")
+    return samples
 
 
 def round_to_recommended(pixels: int) -> int:

@@ -32,7 +32,7 @@ from typing import Callable
 import torch
 from einops import reduce
 
-from .constraints import LATENT_CHANNELS
+from .constraints import check_video_latent
 from .errors import ExVideoError
 from .patch import check_video_length
 from .sampling import SamplingSettings, image_to_video_conditioning, sample_video
@@ -41,15 +41,6 @@ from .sampling import SamplingSettings, image_to_video_conditioning, sample_vide
 # is decoded with as many frames before it as one window of the long-video
 # decode holds (DiffSynth's 8).
 LAST_FRAME_DECODE_CONTEXT = 8
-
-
-def _video_samples(latent: dict, name: str) -> torch.Tensor:
-    samples = latent["samples"]
-    if samples.ndim != 4 or samples.shape[1] != LATENT_CHANNELS:
-        raise ExVideoError(
-            f"{name} must be an SVD video latent of shape (frames, {LATENT_CHANNELS}, height, width), got "
-            f"{tuple(samples.shape)}: connect the LATENT of an ExVideo sampler.")
-    return samples
 
 
 def carry_frames(previous: torch.Tensor, frames: int, overlap: int) -> dict:
@@ -84,7 +75,7 @@ def continue_video(model, clip_vision, vae, previous_latent: dict, frames: int, 
     frame decoded here with `vae`. Size and everything else follow the
     previous latent.
     """
-    previous = _video_samples(previous_latent, "the previous latent")
+    previous = check_video_latent(previous_latent["samples"], "the previous latent")
     check_video_length(model, frames)
     latent = carry_frames(previous, frames, overlap)
     _, _, latent_height, latent_width = previous.shape
@@ -102,8 +93,8 @@ def continue_video(model, clip_vision, vae, previous_latent: dict, frames: int, 
 
 def join_clips(latent_a: dict, latent_b: dict, overlap: int) -> dict:
     """The video of `latent_a` followed by `latent_b` without its first `overlap` frames (a's last, carried)."""
-    a = _video_samples(latent_a, "the first latent")
-    b = _video_samples(latent_b, "the second latent")
+    a = check_video_latent(latent_a["samples"], "the first latent")
+    b = check_video_latent(latent_b["samples"], "the second latent")
     if a.shape[1:] != b.shape[1:]:
         raise ExVideoError(f"the two latents have different frame sizes, {tuple(a.shape[1:])} and "
                            f"{tuple(b.shape[1:])}: they are not clips of one video.")

@@ -17,7 +17,7 @@ import comfy.model_patcher
 import comfy.sample
 import comfy.utils
 
-from .constraints import check_video_size
+from .constraints import LATENT_CHANNELS, VAE_DOWNSCALE, check_video_size
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -63,7 +63,7 @@ def image_to_video_conditioning(clip_vision, vae, image: torch.Tensor, width: in
              "augmentation_level": settings.augmentation_level}
     positive = [[image_emb, {**extra, "concat_latent_image": image_latent}]]
     negative = [[torch.zeros_like(image_emb), {**extra, "concat_latent_image": torch.zeros_like(image_latent)}]]
-    latent = torch.zeros(frames, 4, height // 8, width // 8)
+    latent = torch.zeros(frames, LATENT_CHANNELS, height // VAE_DOWNSCALE, width // VAE_DOWNSCALE)
     return positive, negative, {"samples": latent}
 
 

@@ -35,12 +35,12 @@ import comfy.model_management
 import comfy.sd
 from comfy.ldm.modules.temporal_ae import VideoDecoder
 
+from .constraints import LATENT_CHANNELS, check_video_latent
 from .errors import ExVideoError
 
 DEFAULT_WINDOW = 8
 DEFAULT_OVERLAP = 4
 DEFAULT_TILE_OVERLAP = 8
-LATENT_CHANNELS = 4
 
 Span = tuple[int, int]
 
@@ -82,10 +82,7 @@ def blend_mask(frames: int, height: int, width: int, bounds: tuple[bool, ...]) -
 
 
 def _check_arguments(samples: torch.Tensor, window: int, overlap: int, tile_size: int, tile_overlap: int) -> None:
-    if samples.ndim != 4 or samples.shape[1] != LATENT_CHANNELS:
-        raise ExVideoError(
-            f"expected SVD video latents of shape (frames, {LATENT_CHANNELS}, height, width), got "
-            f"{tuple(samples.shape)}: connect the LATENT of an SVD sampler (one video, frames in the batch).")
+    check_video_latent(samples)
     if window < 2:
         raise ExVideoError(f"window_frames must be at least 2, got {window}: the temporal decoder blends neighbouring frames.")
     if not 0 <= overlap < window:

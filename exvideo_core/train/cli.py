@@ -59,11 +59,11 @@ import torch
 
 from ..constraints import check_training_size
 from ..errors import ExVideoError
+from ..layout import LAYOUTS
 from .config import TrainConfig, TrainConfigError
 
 DATA_DEFAULTS = {"frames": 128, "width": 512, "height": 512, "frame_stride": 1, "clips_per_video": 1,
                  "recursive": False, "motion_bucket_id": -1}  # dataset.MEASURE_MOTION (a test holds them equal)
-LAYOUTS = ("diffsynth", "comfyui")
 EXIT_ERROR, EXIT_INTERRUPTED = 1, 130
 
 

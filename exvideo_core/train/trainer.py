@@ -34,9 +34,9 @@ import comfy.model_patcher
 import comfy.sd
 import comfy.utils
 
+from ..constraints import check_latent_size
 from ..errors import ExVideoError
 from ..patch import apply_exvideo, check_model, new_exvideo
-from ..temporal_block import MIN_LATENT_SIZE
 from ..weights import ExVideoWeights
 from . import distributed, optimizer as optimizers
 from .cache import EncodedClip, clip_record, fingerprint
@@ -79,13 +79,9 @@ class Trainer:
         check_model(model)
         if not clips:
             raise DatasetError("there are no clips to train on")
-        small = [clip for clip in clips if min(clip.latents.shape[-2:]) < MIN_LATENT_SIZE]
-        if small:
-            h, w = small[0].latents.shape[-2:]
-            raise DatasetError(
-                f"{len(small)} clip(s), e.g. {small[0].name}, have {h}x{w} latents ({8 * w}x{8 * h} pixels); "
-                f"ExVideo's positional conv needs latents of at least {MIN_LATENT_SIZE}x{MIN_LATENT_SIZE}: make "
-                f"the clips {8 * MIN_LATENT_SIZE}x{8 * MIN_LATENT_SIZE} pixels or larger")
+        smallest = min(clips, key=lambda clip: min(clip.latents.shape[-2:]))
+        height, width = smallest.latents.shape[-2:]
+        check_latent_size(width, height, f"clip {smallest.name} (the smallest of {len(clips)}) has", DatasetError)
         if lora is not None and config.mode != "lora":
             raise ExVideoError(f"a LoRA to continue was given, but the mode is {config.mode!r}; use mode='lora'")
         self.model, self.config = model, config

@@ -1,7 +1,10 @@
 """One size rule for every front end: nodes, the CLI, the dataset and the samplers refuse the same sizes."""
 
+import ast
+import collections
 import importlib
 import logging
+import re
 
 import pytest
 import torch
@@ -13,7 +16,12 @@ from exvideo_core.sampling import image_to_video_conditioning
 from exvideo_core.train import DatasetError, VideoClipDataset
 from exvideo_core.train.cli import load_run_config
 from exvideo_core.train.config import TrainConfigError
+from exvideo_harness.cache import REPO_ROOT
 from exvideo_harness.pack import load_pack_nodes
+
+# Defined in several modules on purpose, each its own: every node module's NODES (nodes/__init__.py joins them),
+# and the hint on starting a new run, which the CLI and the Post-Tune node word for their own inputs.
+PER_MODULE = {"NODES", "NEW_RUN_HINT"}
 
 
 def test_the_scale_facts_have_distinct_names():
@@ -64,3 +72,25 @@ def test_the_dataset_the_cli_and_the_node_agree_on_the_smallest_clip(tmp_path):
     schema = nodes_train.ExVideoTrainingClips.define_schema()
     sizes = {i.id: i for i in schema.inputs if i.id in ("width", "height")}
     assert {name: spec.min for name, spec in sizes.items()} == {"width": MIN_PIXELS, "height": MIN_PIXELS}
+
+
+def _module_constants(path):
+    for statement in ast.parse(path.read_text(), filename=str(path)).body:
+        targets = (statement.targets if isinstance(statement, ast.Assign)
+                   else [statement.target] if isinstance(statement, ast.AnnAssign) else [])
+        for target in targets:
+            for node in ast.walk(target):
+                if isinstance(node, ast.Name) and re.fullmatch(r"_?[A-Z][A-Z0-9_]+", node.id):
+                    yield node.id
+
+
+def test_every_constant_is_defined_in_one_module():
+    """A copy of a constant (MIN_LATENT_SIZE in temporal_block.py, say) drifts from its rule unseen."""
+    files = sorted((REPO_ROOT / "exvideo_core").rglob("*.py")) + sorted((REPO_ROOT / "nodes").rglob("*.py"))
+    modules = collections.defaultdict(list)
+    for path in files:
+        for name in set(_module_constants(path)):
+            modules[name].append(str(path.relative_to(REPO_ROOT)))
+    assert "MIN_PIXELS" in modules, "the scan must see the constants"
+    assert {name: paths for name, paths in modules.items() if len(paths) > 1 and name not in PER_MODULE} == {}
+    assert all(len(modules[name]) > 1 for name in PER_MODULE), "an exception that no longer applies"
