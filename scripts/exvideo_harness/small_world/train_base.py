@@ -21,8 +21,6 @@ one forward as ComfyUI batches several videos.
 
 from __future__ import annotations
 
-import argparse
-import logging
 import math
 
 import torch
@@ -92,12 +90,7 @@ class BaseObjective:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--max-steps", type=int, help="stop after this many steps of this session (resume later)")
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", force=True)
-    torch.set_num_threads(args.threads)
+    args = training.stage_arguments(__doc__)
 
     pool = LatentPool.of_shipped_vae(RECIPE["pool"])
     model = models.build_unet(seed=SEED)

@@ -17,8 +17,6 @@ held-out latents have a standard deviation of 1 / 0.18215.
 
 from __future__ import annotations
 
-import argparse
-import logging
 import math
 
 import torch
@@ -93,12 +91,7 @@ def calibrate_latent_scale(engine) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--max-steps", type=int, help="stop after this many steps of this session (resume later)")
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", force=True)
-    torch.set_num_threads(args.threads)
+    args = training.stage_arguments(__doc__)
 
     vae = models.build_vae(seed=SEED)
     engine = vae.first_stage_model.float().train()

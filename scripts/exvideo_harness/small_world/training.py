@@ -9,6 +9,7 @@ a generator seeded by (seed, step), never from a global generator.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import hashlib
 import json
@@ -27,6 +28,17 @@ from exvideo_core.train.seeding import generator
 from ..cache import REPO_ROOT
 
 log = logging.getLogger("small_world")
+
+
+def stage_arguments(description: str) -> argparse.Namespace:
+    """A training stage's command line (--max-steps, --threads), with its progress logged and threads set."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--max-steps", type=int, help="stop after this many steps of this session (resume later)")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", force=True)
+    torch.set_num_threads(args.threads)
+    return args
 
 
 def run_dir() -> pathlib.Path:
