@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .errors import CheckpointError, ExVideoError, FrameCountError, IncompatibleModelError, SaveError
+from .errors import (CheckpointError, ExVideoError, FileError, FrameCountError, IncompatibleModelError, InputError,
+                     ModelError, SaveError, TrainingError)
 from .lazy import lazy_attributes
 
 if TYPE_CHECKING:
@@ -21,8 +22,9 @@ if TYPE_CHECKING:
     from .weights import ExVideoWeights, load_exvideo, save_exvideo
 
 __all__ = [
-    "CheckpointError", "ExVideoError", "ExVideoWeights", "FrameCountError", "IncompatibleModelError",
-    "SaveError", "apply_exvideo", "load_exvideo", "new_exvideo", "save_exvideo",
+    "CheckpointError", "ExVideoError", "ExVideoWeights", "FileError", "FrameCountError", "IncompatibleModelError",
+    "InputError", "ModelError", "SaveError", "TrainingError", "apply_exvideo", "load_exvideo", "new_exvideo",
+    "save_exvideo",
 ]
 
 __getattr__ = lazy_attributes(__name__, {

@@ -33,7 +33,7 @@ import torch
 from einops import reduce
 
 from .constraints import check_video_latent
-from .errors import ExVideoError
+from .errors import InputError
 from .patch import check_video_length
 from .sampling import SamplingSettings, image_to_video_conditioning, sample_video
 
@@ -46,11 +46,11 @@ LAST_FRAME_DECODE_CONTEXT = 8
 def carry_frames(previous: torch.Tensor, frames: int, overlap: int) -> dict:
     """A LATENT of `frames` frames starting with the last `overlap` of `previous` (t 4 h w), kept by its noise_mask."""
     if not 1 <= overlap < frames:
-        raise ExVideoError(
+        raise InputError(
             f"overlap_frames must be at least 1 and less than frames ({frames}), got {overlap}: the new clip needs "
             f"frames of its own after the {overlap} carried ones.")
     if overlap > previous.shape[0]:
-        raise ExVideoError(f"overlap_frames ({overlap}) is more than the previous video's {previous.shape[0]} frames.")
+        raise InputError(f"overlap_frames ({overlap}) is more than the previous video's {previous.shape[0]} frames.")
     _, channels, height, width = previous.shape
     samples = torch.zeros(frames, channels, height, width, dtype=previous.dtype, device=previous.device)
     samples[:overlap] = previous[-overlap:]
@@ -96,10 +96,10 @@ def join_clips(latent_a: dict, latent_b: dict, overlap: int) -> dict:
     a = check_video_latent(latent_a["samples"], "the first latent")
     b = check_video_latent(latent_b["samples"], "the second latent")
     if a.shape[1:] != b.shape[1:]:
-        raise ExVideoError(f"the two latents have different frame sizes, {tuple(a.shape[1:])} and "
+        raise InputError(f"the two latents have different frame sizes, {tuple(a.shape[1:])} and "
                            f"{tuple(b.shape[1:])}: they are not clips of one video.")
     if not 0 <= overlap < b.shape[0] or overlap > a.shape[0]:
-        raise ExVideoError(
+        raise InputError(
             f"overlap ({overlap}) must be at least 0, less than the second clip's {b.shape[0]} frames and at most "
             f"the first's {a.shape[0]}; use the overlap_frames the second clip was made with.")
     return {"samples": torch.cat([a, b[overlap:].to(a)])}
@@ -129,10 +129,10 @@ def join_jump(frames: torch.Tensor, joins: list[int]) -> JoinJump:
     """
     count = frames.shape[0]
     if not joins or any(not 1 <= j < count for j in joins):
-        raise ExVideoError(f"joins must be frame indices between 1 and {count - 1}, got {joins}")
+        raise InputError(f"joins must be frame indices between 1 and {count - 1}, got {joins}")
     change = reduce((frames[1:] - frames[:-1]).abs().float(), "t ... -> t", "mean")  # (t-1): frame i -> i + 1
     at_join = torch.zeros(count - 1, dtype=torch.bool)
     at_join[[j - 1 for j in joins]] = True
     if at_join.all():
-        raise ExVideoError("every frame step is a join: no frames inside the clips to compare with")
+        raise InputError("every frame step is a join: no frames inside the clips to compare with")
     return JoinJump([change[j - 1].item() for j in joins], change[~at_join].median().item())

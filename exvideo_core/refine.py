@@ -29,7 +29,7 @@ import comfy.model_management
 import comfy.utils
 
 from .constraints import DIFFSYNTH_TO_NATIVE_RATIO, check_video_size
-from .errors import ExVideoError
+from .errors import InputError
 from .patch import check_video_length
 from .sampling import SamplingSettings, image_to_video_conditioning, sample_video
 
@@ -47,7 +47,7 @@ def encode_frames(vae, frames: torch.Tensor, width: int, height: int,
     """
     check_video_size(width, height)
     if frames.ndim != 4 or frames.shape[0] == 0:
-        raise ExVideoError(f"expected video frames as an IMAGE batch (frames, height, width, channels), "
+        raise InputError(f"expected video frames as an IMAGE batch (frames, height, width, channels), "
                            f"got shape {tuple(frames.shape)}")
     latents = []
     for start in range(0, frames.shape[0], ENCODE_BATCH):
@@ -75,7 +75,7 @@ def refine_video(model, clip_vision, vae, frames: torch.Tensor, settings: Sampli
     is sharper than the first frame of a 512x512 first pass.
     """
     if not 0.0 <= denoise <= 1.0:
-        raise ExVideoError(f"denoise must be between 0 and 1, got {denoise}")
+        raise InputError(f"denoise must be between 0 and 1, got {denoise}")
     check_video_length(model, frames.shape[0])
     samples = encode_frames(vae, frames, width, height, diffsynth_latent_scale)
     condition = frames[:1] if image is None else image[:1]

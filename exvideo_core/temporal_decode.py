@@ -36,7 +36,7 @@ import comfy.sd
 from comfy.ldm.modules.temporal_ae import VideoDecoder
 
 from .constraints import LATENT_CHANNELS, check_video_latent
-from .errors import ExVideoError
+from .errors import InputError, ModelError
 
 DEFAULT_WINDOW = 8
 DEFAULT_OVERLAP = 4
@@ -46,10 +46,10 @@ Span = tuple[int, int]
 
 
 def check_temporal_vae(vae: comfy.sd.VAE) -> None:
-    """Raise ExVideoError unless `vae` holds SVD's temporal-decoder VAE."""
+    """Raise ModelError unless `vae` holds SVD's temporal-decoder VAE."""
     decoder = getattr(getattr(vae, "first_stage_model", None), "decoder", None)
     if not isinstance(decoder, VideoDecoder):
-        raise ExVideoError(
+        raise ModelError(
             f"ExVideo Temporal VAE Decode needs the temporal-decoder VAE of Stable Video Diffusion, but this VAE "
             f"has a {type(decoder).__name__ if decoder is not None else 'missing'} decoder. Connect the VAE output "
             f"of 'Image Only Checkpoint Loader' (svd_xt.safetensors); for an image VAE use the regular 'VAE Decode'.")
@@ -84,13 +84,13 @@ def blend_mask(frames: int, height: int, width: int, bounds: tuple[bool, ...]) -
 def _check_arguments(samples: torch.Tensor, window: int, overlap: int, tile_size: int, tile_overlap: int) -> None:
     check_video_latent(samples)
     if window < 2:
-        raise ExVideoError(f"window_frames must be at least 2, got {window}: the temporal decoder blends neighbouring frames.")
+        raise InputError(f"window_frames must be at least 2, got {window}: the temporal decoder blends neighbouring frames.")
     if not 0 <= overlap < window:
-        raise ExVideoError(
+        raise InputError(
             f"overlap_frames must be at least 0 and less than window_frames ({window}), got {overlap}; "
             f"DiffSynth's setting is window 8, overlap 4.")
     if tile_size < 0 or (tile_size > 0 and not 0 <= tile_overlap < tile_size):
-        raise ExVideoError(
+        raise InputError(
             f"tile_size must be 0 (no spatial tiles) or larger than tile_overlap (>= 0), got tile_size {tile_size}, "
             f"tile_overlap {tile_overlap}.")
 

@@ -20,8 +20,8 @@ from typing import Callable, Iterable, Sequence
 import torch
 
 from .. import safetensors_io
-from ..errors import CheckpointError
-from .dataset import MEASURE_MOTION, DatasetError, VideoClip, check_motion_bucket_setting, motion_bucket, motion_score
+from ..errors import CheckpointError, DatasetError
+from .dataset import MEASURE_MOTION, VideoClip, check_motion_bucket_setting, motion_bucket, motion_score
 
 _FORMAT = "exvideo_clip_cache/1"
 

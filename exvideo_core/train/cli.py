@@ -58,9 +58,9 @@ except ModuleNotFoundError:  # Python 3.10
 import torch
 
 from ..constraints import check_training_size
-from ..errors import ExVideoError
+from ..errors import ExVideoError, FileError, TrainConfigError
 from ..layout import LAYOUTS
-from .config import TrainConfig, TrainConfigError
+from .config import TrainConfig
 
 DATA_DEFAULTS = {"frames": 128, "width": 512, "height": 512, "frame_stride": 1, "clips_per_video": 1,
                  "recursive": False, "motion_bucket_id": -1}  # dataset.MEASURE_MOTION (a test holds them equal)
@@ -134,14 +134,14 @@ def load_svd_checkpoint(path: pathlib.Path, encoders: bool):
     import comfy.sd
 
     if not path.is_file():
-        raise ExVideoError(f"the checkpoint {path} does not exist; set [model] checkpoint to svd_xt.safetensors")
+        raise FileError(f"the checkpoint {path} does not exist; set [model] checkpoint to svd_xt.safetensors")
     try:
         model, _, vae, clip_vision = comfy.sd.load_checkpoint_guess_config(
             str(path), output_vae=encoders, output_clip=False, output_clipvision=encoders)[:4]
     except Exception as e:  # ComfyUI's "Could not detect model type", safetensors' and torch's read errors
-        raise ExVideoError(f"{path.name} is not a checkpoint ComfyUI can load ({type(e).__name__}: {e})") from None
+        raise FileError(f"{path.name} is not a checkpoint ComfyUI can load ({type(e).__name__}: {e})") from None
     if encoders and (vae is None or clip_vision is None):
-        raise ExVideoError(f"{path.name} holds no VAE or image encoder; use the full SVD checkpoint (svd_xt)")
+        raise FileError(f"{path.name} holds no VAE or image encoder; use the full SVD checkpoint (svd_xt)")
     return model, vae, clip_vision
 
 

@@ -11,16 +11,12 @@ import dataclasses
 import json
 import math
 
-from ..errors import ExVideoError
+from ..errors import TrainConfigError
 
 MODES = ("full", "lora")
 SIGMA_SAMPLING = ("karras", "lognormal")
 LATENT_SCALES = ("native", "diffsynth")
 AUTOCAST = (None, "bf16", "fp16")
-
-
-class TrainConfigError(ExVideoError, ValueError):
-    """A training setting that cannot work, named with the range it must lie in."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -21,9 +21,9 @@ from typing import Iterator, Sequence
 import torch
 
 from ..constraints import check_frame_count, check_training_size
-from ..errors import ExVideoError
+from ..errors import DatasetError, VideoReadError
 from ..frames import resize_frames
-from ..video_io import VIDEO_EXTENSIONS, VideoReadError, read_video
+from ..video_io import VIDEO_EXTENSIONS, read_video
 
 # The motion score at which each of SVD's 128 motion buckets starts, from the
 # MotionBucketManager of DiffSynth's ExVideo training example
@@ -52,10 +52,6 @@ MAX_MOTION_BUCKET = len(MOTION_THRESHOLDS) - 1
 # bucket from its motion instead of fixing one (0 and up are buckets, as in the
 # samplers; before, 0 meant "measure").
 MEASURE_MOTION = -1
-
-
-class DatasetError(ExVideoError, ValueError):
-    """No usable training clip, or settings that cannot give one."""
 
 
 @dataclasses.dataclass(frozen=True)

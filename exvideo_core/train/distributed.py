@@ -21,7 +21,7 @@ from typing import Hashable, Iterable, Iterator, Mapping, Sequence
 import torch
 import torch.distributed as dist
 
-from ..errors import ExVideoError
+from ..errors import TrainingError
 
 # Rank 0 encodes the clip cache while the others wait in a barrier; encoding a
 # large folder takes far longer than torch's default 10-30 minute timeout.
@@ -84,7 +84,7 @@ def check_same(label: str, value: str, device: torch.device) -> None:
     dist.all_reduce(low, op=dist.ReduceOp.MIN)
     dist.all_reduce(high, op=dist.ReduceOp.MAX)
     if not torch.equal(low, high):
-        raise ExVideoError(f"the {label} differs between the {dist.get_world_size()} training processes")
+        raise TrainingError(f"the {label} differs between the {dist.get_world_size()} training processes")
 
 
 def digest(tensors: Iterable[torch.Tensor]) -> str:

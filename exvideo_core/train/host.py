@@ -15,13 +15,9 @@ import sys
 
 import torch
 
-from ..errors import ExVideoError
+from ..errors import HostNotFoundError
 
 PACK_ROOT = pathlib.Path(__file__).resolve().parents[2]
-
-
-class HostNotFoundError(ExVideoError):
-    """No ComfyUI to run on."""
 
 
 def comfyui_candidates() -> list[pathlib.Path]:

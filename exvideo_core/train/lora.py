@@ -27,7 +27,7 @@ import comfy.lora
 from comfy.weight_adapter.lora import LoRAAdapter, LoraDiff
 
 from .. import safetensors_io
-from ..errors import CheckpointError, ExVideoError
+from ..errors import CheckpointError, InputError, NoLoRAError
 from ..layout import TABLE, TEMPORAL_BLOCKS
 from ..weights import FORMAT_VERSION, ExVideoWeights, from_state_dict
 from .seeding import generator
@@ -142,10 +142,6 @@ FULL_MODE_HAS_NO_LORA = ("this LoRA is empty: ExVideo Post-Tune trained in full 
                          "Apply Extension (weights)), or train with mode 'lora' to get a LoRA.")
 
 
-class NoLoRAError(ExVideoError, ValueError):
-    """A full-mode run's lora output was used as a LoRA."""
-
-
 class NoLoRA(dict):
     """The lora output of a full-mode run: empty, and reading its tensors fails, saying why.
 
@@ -195,7 +191,7 @@ def save_lora(lora: Mapping[str, torch.Tensor], path: str | os.PathLike, dtype: 
     """
     check_lora(lora)
     if dtype not in LORA_DTYPES:
-        raise ExVideoError(f"dtype must be one of {sorted(LORA_DTYPES)}, got {dtype!r}")
+        raise InputError(f"dtype must be one of {sorted(LORA_DTYPES)}, got {dtype!r}")
     # alpha is read with .item(); it stays fp32, exact whatever the factors' dtype.
     tensors = {key: value.detach().to("cpu", torch.float32 if key.endswith(".alpha") else LORA_DTYPES[dtype])
                for key, value in lora.items()}

@@ -39,24 +39,12 @@ from typing import Callable, Iterator, Mapping, Sequence
 
 import torch
 
-from ..errors import InputError
+from ..errors import ResumeDataError, ResumeSettingsError
 from ..weights import ExVideoWeights
-from .config import TrainConfig, TrainConfigError
+from .config import TrainConfig
 
 # The TrainConfig fields a resumed run may change; every other field is a setting of the run.
 RESUMABLE_CHANGES = frozenset({"steps", "save_every"})
-
-
-class ResumeSettingsError(TrainConfigError):
-    """A saved run was asked to continue with other settings; `changed` names them."""
-
-    def __init__(self, message: str, changed: list[str]):
-        super().__init__(message)
-        self.changed = changed
-
-
-class ResumeDataError(InputError):
-    """A saved run was asked to continue on other clips than it was trained on."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -25,7 +25,7 @@ import pathlib
 import torch
 
 from .. import safetensors_io
-from ..errors import CheckpointError, ExVideoError
+from ..errors import CheckpointError, TrainStateError
 from ..paths import resolve_inside
 from ..weights import ExVideoWeights, from_state_dict
 from .config import TrainConfig
@@ -34,10 +34,6 @@ FORMAT = "exvideo_train_state/1"
 STORED_DTYPE = torch.float32  # of every tensor in the file
 _SECTIONS = ("exvideo.", "lora.", "optim.", "ema.")
 SUFFIX = ".state.safetensors"
-
-
-class TrainStateError(ExVideoError, ValueError):
-    """A run name or path that cannot hold a training state."""
 
 
 def state_file(folder: str | os.PathLike, run_name: str) -> str:

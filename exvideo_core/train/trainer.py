@@ -35,13 +35,12 @@ import comfy.sd
 import comfy.utils
 
 from ..constraints import check_latent_size
-from ..errors import ExVideoError
+from ..errors import DatasetError, TrainConfigError, TrainingDivergedError, TrainingError
 from ..patch import apply_exvideo, check_model, new_exvideo
 from ..weights import ExVideoWeights
 from . import distributed, optimizer as optimizers
 from .cache import EncodedClip, clip_record, fingerprint
 from .config import TrainConfig
-from .dataset import DatasetError
 from .ema import EMA
 from .grad_checkpoint import add_gradient_checkpointing
 from .objective import denoising_loss, draw_sigma, training_sigmas
@@ -51,14 +50,6 @@ from .trainable import FullTemporal, TemporalLoRA, TrainableExtension, layer_ten
 
 # `TrainConfig.autocast`: the compute dtype of the training clone (None: the MODEL's own).
 _COMPUTE_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-class TrainingDivergedError(ExVideoError):
-    """The loss or the gradients stopped being finite; the trainer holds the tensors of the last good step."""
-
-    def __init__(self, message: str, step: int):
-        super().__init__(message)
-        self.step = step
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,7 +74,7 @@ class Trainer:
         height, width = smallest.latents.shape[-2:]
         check_latent_size(width, height, f"clip {smallest.name} (the smallest of {len(clips)}) has", DatasetError)
         if lora is not None and config.mode != "lora":
-            raise ExVideoError(f"a LoRA to continue was given, but the mode is {config.mode!r}; use mode='lora'")
+            raise TrainConfigError(f"a LoRA to continue was given, but the mode is {config.mode!r}; use mode='lora'")
         self.model, self.config = model, config
         with torch.inference_mode(False):
             # A node's clips were made in inference mode; autograd needs ordinary tensors.
@@ -277,7 +268,7 @@ class Trainer:
     def lora_state_dict(self, ema: bool = False, dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
         """The trained LoRA as a ComfyUI LoRA file's tensors (apply it after the extension from `weights()`)."""
         if not isinstance(self.trainable, TemporalLoRA):
-            raise ExVideoError("lora_state_dict needs mode='lora'; in full mode everything is in weights()")
+            raise TrainingError("lora_state_dict needs mode='lora'; in full mode everything is in weights()")
         return self.trainable.lora_state_dict(self._values(ema), dtype)
 
     def patched_model(self, ema: bool = False) -> comfy.model_patcher.ModelPatcher:
@@ -292,7 +283,7 @@ class Trainer:
         if not ema:
             return self.parameters
         if self.ema is None:
-            raise ExVideoError("this run keeps no EMA: set ema_decay in the TrainConfig")
+            raise TrainingError("this run keeps no EMA: set ema_decay in the TrainConfig")
         return self.ema.values
 
     # ------------------------------------------------------------------ state
@@ -323,7 +314,7 @@ class Trainer:
         # Whether these are the run's clips is session.check_resumable's rule, checked before the state is loaded.
         unknown = state.optimizer.keys() - set(self.parameters)
         if unknown:
-            raise ExVideoError(f"the saved optimizer state names tensors this run does not train: {sorted(unknown)[:3]}")
+            raise TrainingError(f"the saved optimizer state names tensors this run does not train: {sorted(unknown)[:3]}")
         optimizers.load_full_state(self.optimizer, self.parameters, state.optimizer)
         if self.ema is not None:
             if state.ema is None:
