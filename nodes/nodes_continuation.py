@@ -3,9 +3,9 @@
 import latent_preview
 from comfy_api.v0_0_2 import io
 
-from exvideo_core.continuation import continue_video, join_clips
-from exvideo_core.sampling import SamplingSettings
-from exvideo_core.video_io import video_frames
+from ..exvideo_core.continuation import continue_video, join_clips
+from ..exvideo_core.sampling import SamplingSettings
+from ..exvideo_core.video_io import video_frames
 
 from .sampling_inputs import svd_sampling_inputs
 from .video_inputs import frames_or_video

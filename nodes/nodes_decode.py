@@ -3,7 +3,7 @@
 import comfy.utils
 from comfy_api.v0_0_2 import io
 
-from exvideo_core.temporal_decode import DEFAULT_OVERLAP, DEFAULT_TILE_OVERLAP, DEFAULT_WINDOW, temporal_decode
+from ..exvideo_core.temporal_decode import DEFAULT_OVERLAP, DEFAULT_TILE_OVERLAP, DEFAULT_WINDOW, temporal_decode
 
 
 class ExVideoTemporalDecode(io.ComfyNode):

@@ -2,7 +2,7 @@
 
 from comfy_api.v0_0_2 import io
 
-from exvideo_core.sampling import renormalize_frames
+from ..exvideo_core.sampling import renormalize_frames
 
 
 class ExVideoLatentPostProcess(io.ComfyNode):

@@ -4,7 +4,7 @@ import comfy.sd
 import folder_paths
 from comfy_api.v0_0_2 import io
 
-from exvideo_core import apply_exvideo, load_exvideo
+from ..exvideo_core import apply_exvideo, load_exvideo
 
 from . import model_folders
 from .types import ExVideo

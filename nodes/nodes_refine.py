@@ -3,9 +3,9 @@
 import latent_preview
 from comfy_api.v0_0_2 import io
 
-from exvideo_core.refine import refine_video
-from exvideo_core.sampling import SamplingSettings
-from exvideo_core.video_io import video_frames
+from ..exvideo_core.refine import refine_video
+from ..exvideo_core.sampling import SamplingSettings
+from ..exvideo_core.video_io import video_frames
 
 from .sampling_inputs import svd_sampling_inputs
 from .size_inputs import video_size_inputs

@@ -3,7 +3,7 @@
 import latent_preview
 from comfy_api.v0_0_2 import io
 
-from exvideo_core.sampling import SamplingSettings, image_to_video_conditioning, sample_video
+from ..exvideo_core.sampling import SamplingSettings, image_to_video_conditioning, sample_video
 
 from .sampling_inputs import svd_sampling_inputs
 from .size_inputs import video_size_inputs

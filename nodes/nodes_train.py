@@ -10,15 +10,15 @@ import comfy.utils
 import folder_paths
 from comfy_api.v0_0_2 import io, ui
 
-from exvideo_core import save_exvideo
-from exvideo_core.train import DatasetError, TrainConfig, VideoClipDataset, encode_clips
-from exvideo_core.train.dataset import MEASURE_MOTION
-from exvideo_core.paths import resolve_inside
-from exvideo_core.train.lora import LORA_DTYPES, check_lora, merge_lora, save_lora
-from exvideo_core.train.loss_plot import loss_plot, loss_values
-from exvideo_core.train.session import SessionStart, TrainingSession
-from exvideo_core.train.state import state_file
-from exvideo_core.video_io import video_frames
+from ..exvideo_core import save_exvideo
+from ..exvideo_core.train import DatasetError, TrainConfig, VideoClipDataset, encode_clips
+from ..exvideo_core.train.dataset import MEASURE_MOTION
+from ..exvideo_core.paths import resolve_inside
+from ..exvideo_core.train.lora import LORA_DTYPES, check_lora, merge_lora, save_lora
+from ..exvideo_core.train.loss_plot import loss_plot, loss_values
+from ..exvideo_core.train.session import SessionStart, TrainingSession
+from ..exvideo_core.train.state import state_file
+from ..exvideo_core.video_io import video_frames
 
 from . import model_folders
 from .node_text import show_text

@@ -9,10 +9,10 @@ import folder_paths
 from comfy.cli_args import args
 from comfy_api.v0_0_2 import InputImpl, Types, io, ui
 
-from exvideo_core import frames as frame_images, video_io
-from exvideo_core.constraints import VAE_DOWNSCALE
-from exvideo_core.errors import ExVideoError
-from exvideo_core.paths import resolve_inside
+from ..exvideo_core import frames as frame_images, video_io
+from ..exvideo_core.constraints import VAE_DOWNSCALE
+from ..exvideo_core.errors import ExVideoError
+from ..exvideo_core.paths import resolve_inside
 
 from .output_paths import output_file
 from .size_inputs import MAX_PIXELS

@@ -5,8 +5,8 @@ from typing import NamedTuple
 
 import folder_paths
 
-from exvideo_core.errors import InputError, SaveError
-from exvideo_core.paths import resolve_inside
+from ..exvideo_core.errors import InputError, SaveError
+from ..exvideo_core.paths import resolve_inside
 
 
 class OutputFile(NamedTuple):

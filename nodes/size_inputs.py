@@ -2,7 +2,7 @@
 
 from comfy_api.v0_0_2 import io
 
-from exvideo_core.constraints import MIN_PIXELS, RECOMMENDED_MULTIPLE, VAE_DOWNSCALE
+from ..exvideo_core.constraints import MIN_PIXELS, RECOMMENDED_MULTIPLE, VAE_DOWNSCALE
 
 MAX_PIXELS = 8192  # memory runs out well before this; the bound only keeps typos out of the widget
 

@@ -7,6 +7,7 @@ tool that imported the test tree would fail where pytest is not installed.
 
 import ast
 import concurrent.futures
+import importlib
 import pathlib
 import subprocess
 import sys
@@ -38,6 +39,29 @@ def test_no_shipped_module_imports_the_test_tree():
     offenders = [f"{path.relative_to(REPO_ROOT)}:{line} imports {name}"
                  for path in files for line, name in _imported_top_levels(path) if name in TEST_ONLY]
     assert not offenders, offenders
+
+
+def test_the_pack_imports_its_own_modules_relatively():
+    """ComfyUI imports the pack as one package named after its folder: an absolute `exvideo_core` there works
+    only with the pack's folder on sys.path, which makes its tests, scripts and benchmarks top-level names too
+    (tests/server/test_server.py checks a real server). The training CLI's `python -m exvideo_core.train` is
+    the core's own entry; inside the core every import is relative."""
+    files = [REPO_ROOT / "__init__.py", *sorted((REPO_ROOT / "nodes").rglob("*.py")),
+             *sorted((REPO_ROOT / "exvideo_core").rglob("*.py"))]
+    own = {"exvideo_core", "tests", "scripts", "benchmarks", "exvideo_harness"}
+    absolute = [f"{path.relative_to(REPO_ROOT)}:{line} imports {name}"
+                for path in files for line, name in _imported_top_levels(path) if name in own]
+    assert absolute == []
+
+
+def test_the_packs_nodes_share_the_core_the_tests_import():
+    """The harness loads the nodes as ComfyUI does, with their `..exvideo_core` being this process's
+    `exvideo_core`: a second copy would make `pytest.raises(InputError)` miss the nodes' InputError."""
+    import exvideo_core.errors
+
+    nodes_video = importlib.import_module(f"{load_pack_nodes().__name__}.nodes_video")
+    assert nodes_video.ExVideoError is exvideo_core.errors.ExVideoError
+    assert sys.modules[nodes_video.__name__.rsplit(".", 2)[0] + ".exvideo_core"] is sys.modules["exvideo_core"]
 
 
 def test_nodes_is_comfyuis_module_and_the_packs_nodes_load_under_their_own_name():

@@ -2,6 +2,7 @@
 
 import asyncio
 import importlib.util
+import json
 import os
 import re
 import sys
@@ -20,6 +21,7 @@ from exvideo_harness.comfy_server import (
     PromptRejected,
     comfyui_path,
     installed_pack_dir,
+    start_comfy_server,
 )
 
 pytestmark = pytest.mark.server
@@ -75,6 +77,57 @@ def test_pack_imports_cleanly(comfy_server):
     assert len(ours) == 1, import_times
     assert "IMPORT FAILED" not in ours[0]
     assert pack_import_problems(startup) == []
+
+
+# The pack's top-level folders (and the harness in scripts/): in a clone they sit beside the pack's code.
+PACK_FOLDERS = ("exvideo_core", "tests", "scripts", "benchmarks", "exvideo_harness")
+# A node whose one input offers a report of what the server process can import (real paths, resolved in its
+# working directory), made when /object_info asks: after every pack has loaded, in whatever order.
+IMPORT_PROBE = """
+import importlib.util, json, os, sys
+
+class ExVideoImportProbe:
+    CATEGORY = "probe"
+    RETURN_TYPES = ()
+    FUNCTION = "run"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        found = {}
+        for name in NAMES:
+            spec = importlib.util.find_spec(name)
+            places = [] if spec is None else [*(spec.submodule_search_locations or []), spec.origin]
+            found[name] = [os.path.realpath(place) for place in places if place]
+        path = [os.path.realpath(entry) for entry in sys.path if entry]
+        return {"required": {"report": ([json.dumps({"sys.path": path, "found": found})],)}}
+
+NODE_CLASS_MAPPINGS = {"ExVideoImportProbe": ExVideoImportProbe}
+"""
+
+
+def test_loading_the_pack_puts_none_of_its_folders_on_the_import_path(tmp_path):
+    """A clone in custom_nodes holds tests/, scripts/ and benchmarks/ beside the pack: once its folder is on
+    sys.path they are top-level names of the ComfyUI process, shadowing or shadowed by any other pack's. The
+    server runs without the checkout on its import path (the venv's .pth puts it there for the tests)."""
+    custom_nodes = tmp_path / "custom_nodes"
+    custom_nodes.mkdir()
+    (custom_nodes / PACK_DIR_NAME).symlink_to(REPO_ROOT, target_is_directory=True)
+    (custom_nodes / "exvideo_import_probe.py").write_text(f"NAMES = {PACK_FOLDERS!r}\n{IMPORT_PROBE}")
+    with start_comfy_server(tmp_path / "server", custom_nodes=custom_nodes) as server:
+        info = server.client.object_info()
+    assert pack_node_ids() <= {node_id for node_id, node in info.items() if node.get("python_module") == PACK_MODULE}
+    report = json.loads(info["ExVideoImportProbe"]["input"]["required"]["report"][0][0])
+
+    def inside(path, folder):
+        return path == folder or path.startswith(folder + os.sep)
+
+    def in_pack(path):  # ComfyUI (its tests/, say) and the venv lie inside the checkout too
+        return inside(path, str(REPO_ROOT)) and not any(
+            inside(path, os.path.realpath(other)) for other in (comfyui_path(), sys.prefix))
+
+    assert [entry for entry in report["sys.path"] if in_pack(entry)] == []
+    assert {name: [path for path in paths if in_pack(path)] for name, paths in report["found"].items()} \
+        == {name: [] for name in PACK_FOLDERS}
 
 
 def test_loading_the_pack_created_models_exvideo(comfy_server):
