@@ -5,29 +5,16 @@ Public API:
     apply_exvideo(model, weights) -> ModelPatcher (a patched clone)
     new_exvideo(model, num_frames) -> ExVideoWeights
     save_exvideo(weights, path, layout="diffsynth" | "comfyui")
+and the errors they raise (errors.py): ExVideoError, its four kinds and the narrower classes listed below.
 
-Names that need comfy are imported on first use (see `lazy`).
+Every name is imported on first use (see `lazy`): this list is the only one.
 """
 
-from __future__ import annotations
+from .lazy import lazy_exports
 
-from typing import TYPE_CHECKING
-
-from .errors import (CheckpointError, ExVideoError, FileError, FrameCountError, IncompatibleModelError, InputError,
-                     ModelError, SaveError, TrainingError)
-from .lazy import lazy_attributes
-
-if TYPE_CHECKING:
-    from .patch import apply_exvideo, new_exvideo
-    from .weights import ExVideoWeights, load_exvideo, save_exvideo
-
-__all__ = [
-    "CheckpointError", "ExVideoError", "ExVideoWeights", "FileError", "FrameCountError", "IncompatibleModelError",
-    "InputError", "ModelError", "SaveError", "TrainingError", "apply_exvideo", "load_exvideo", "new_exvideo",
-    "save_exvideo",
-]
-
-__getattr__ = lazy_attributes(__name__, {
-    "apply_exvideo": ".patch", "new_exvideo": ".patch",
-    "ExVideoWeights": ".weights", "load_exvideo": ".weights", "save_exvideo": ".weights",
+__getattr__, __all__ = lazy_exports(__name__, {
+    ".errors": ["CheckpointError", "ExVideoError", "FileError", "FrameCountError", "IncompatibleModelError",
+                "InputError", "ModelError", "SaveError", "TrainingError"],
+    ".patch": ["apply_exvideo", "new_exvideo"],
+    ".weights": ["ExVideoWeights", "load_exvideo", "save_exvideo"],
 })

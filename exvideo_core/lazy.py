@@ -4,16 +4,20 @@ ComfyUI chooses its device when `comfy.model_management` is first imported.
 Packages whose modules import comfy export their names lazily, so that a
 launcher such as `python -m exvideo_core.train` runs before any of comfy is
 imported and can still choose the device (a CPU, one GPU per torchrun rank).
+Eager, `import exvideo_core.train` would import ComfyUI's model code, and on
+a machine without a GPU fail, before the CLI has read `--cpu`.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Sequence
 
 
-def lazy_attributes(package: str, modules: Mapping[str, str]) -> Callable[[str], object]:
-    """A module `__getattr__` that imports `name` from the module `modules[name]` (relative to `package`)."""
+def lazy_exports(package: str, exports: Mapping[str, Sequence[str]]) -> tuple[Callable[[str], object], list[str]]:
+    """(`__getattr__`, `__all__`) of `package`, whose public names `exports` lists once, by the module (relative
+    to `package`) each is imported from when first used."""
+    modules = {name: module for module, names in exports.items() for name in names}
 
     def __getattr__(name: str):
         if name not in modules:
@@ -22,4 +26,4 @@ def lazy_attributes(package: str, modules: Mapping[str, str]) -> Callable[[str],
         vars(importlib.import_module(package))[name] = value
         return value
 
-    return __getattr__
+    return __getattr__, sorted(modules)

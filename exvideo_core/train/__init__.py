@@ -15,33 +15,18 @@ LoRA files:
 From the command line (one process, or one per device under torchrun):
     python -m exvideo_core.train --config run.toml       (see `cli`)
 
-Names that need comfy are imported on first use (see `exvideo_core.lazy`).
+Every name is imported on first use (see `exvideo_core.lazy`): this list is the only one.
 """
 
-from __future__ import annotations
+from ..lazy import lazy_exports
 
-from typing import TYPE_CHECKING
-
-from ..lazy import lazy_attributes
-from .config import TrainConfig, TrainConfigError
-
-if TYPE_CHECKING:
-    from .cache import EncodedClip, encode_clip, encode_clips, load_clip_cache, save_clip_cache
-    from .dataset import DatasetError, VideoClip, VideoClipDataset, motion_bucket, motion_score
-    from .lora import lora_state_dict, merge_lora
-    from .objective import denoising_error
-    from .state import TrainStateError, load_state, state_file
-    from .trainer import Trainer, TrainingDivergedError, TrainResult
-
-_MODULES = {
+__getattr__, __all__ = lazy_exports(__name__, {
+    "..errors": ["DatasetError", "TrainConfigError", "TrainStateError", "TrainingDivergedError"],
     ".cache": ["EncodedClip", "encode_clip", "encode_clips", "load_clip_cache", "save_clip_cache"],
-    ".dataset": ["DatasetError", "VideoClip", "VideoClipDataset", "motion_bucket", "motion_score"],
+    ".config": ["TrainConfig"],
+    ".dataset": ["VideoClip", "VideoClipDataset", "motion_bucket", "motion_score"],
     ".lora": ["lora_state_dict", "merge_lora"],
     ".objective": ["denoising_error"],
-    ".state": ["TrainStateError", "load_state", "state_file"],
-    ".trainer": ["Trainer", "TrainingDivergedError", "TrainResult"],
-}
-
-__all__ = sorted(["TrainConfig", "TrainConfigError", *(name for names in _MODULES.values() for name in names)])
-
-__getattr__ = lazy_attributes(__name__, {name: module for module, names in _MODULES.items() for name in names})
+    ".state": ["load_state", "state_file"],
+    ".trainer": ["Trainer", "TrainResult"],
+})

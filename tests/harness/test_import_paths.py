@@ -100,3 +100,12 @@ def test_the_training_cli_never_imports_a_nodes_module():
     probe = ("import sys, exvideo_core.train.cli, exvideo_core.train.trainer, exvideo_core.refine, "
              "exvideo_core.continuation, exvideo_core.temporal_decode; print('nodes' in sys.modules)")
     assert _run(probe, REPO_ROOT) == ["False"]
+
+
+def test_the_core_packages_import_no_comfy_until_a_name_is_used():
+    """`python -m exvideo_core.train` chooses the device before comfy.model_management is imported, which
+    fixes it (exvideo_core.lazy); every name the two packages export must still resolve."""
+    probe = ("import sys, exvideo_core, exvideo_core.train; print('comfy.model_management' in sys.modules); "
+             "[getattr(package, name) for package in (exvideo_core, exvideo_core.train) for name in package.__all__]; "
+             "print('comfy.model_management' in sys.modules)")
+    assert _run(probe, REPO_ROOT, "-P") == ["False", "True"]
