@@ -3,6 +3,7 @@
 import latent_preview
 from comfy_api.v0_0_2 import io
 
+from ..exvideo_core.constraints import MIN_FRAMES
 from ..exvideo_core.continuation import continue_video, join_clips
 from ..exvideo_core.sampling import SamplingSettings
 from ..exvideo_core.video_io import video_frames
@@ -29,7 +30,7 @@ class ExVideoContinue(io.ComfyNode):
                                             "previous_images is not connected)."),
                 io.Latent.Input("previous", tooltip="The video so far (a clip, or the video output of another "
                                                     "Continue), as sampled: before Latent Post-Process."),
-                io.Int.Input("frames", default=128, min=2, max=4096,
+                io.Int.Input("frames", default=128, min=MIN_FRAMES, max=4096,
                              tooltip="Frames of the new clip, carried ones included; at most the extension's table "
                                      "length. Each clip adds frames - overlap_frames to the video."),
                 io.Int.Input("overlap_frames", default=8, min=1, max=4095,

@@ -3,6 +3,7 @@
 import latent_preview
 from comfy_api.v0_0_2 import io
 
+from ..exvideo_core.constraints import MIN_FRAMES
 from ..exvideo_core.sampling import SamplingSettings, image_to_video_conditioning, sample_video
 
 from .sampling_inputs import svd_sampling_inputs
@@ -26,7 +27,7 @@ class ExVideoSampler(io.ComfyNode):
                 io.Vae.Input("vae", tooltip="SVD's VAE, to encode the image."),
                 io.Image.Input("image", tooltip="The first frame; only the first image of a batch is used."),
                 *video_size_inputs(512, 512, "Video width in pixels.", "Video height in pixels."),
-                io.Int.Input("frames", default=128, min=2, max=4096,
+                io.Int.Input("frames", default=128, min=MIN_FRAMES, max=4096,
                              tooltip="Number of frames; at most the extension's table length."),
                 *svd_sampling_inputs(),
             ],

@@ -11,6 +11,7 @@ import folder_paths
 from comfy_api.v0_0_2 import io, ui
 
 from ..exvideo_core import save_exvideo
+from ..exvideo_core.constraints import MIN_FRAMES
 from ..exvideo_core.train import DatasetError, TrainConfig, VideoClipDataset, encode_clips
 from ..exvideo_core.train.dataset import MEASURE_MOTION
 from ..exvideo_core.paths import resolve_inside
@@ -55,7 +56,7 @@ class ExVideoTrainingClips(io.ComfyNode):
                                        "as Load Image Dataset from Folder lists them (refresh after adding one); "
                                        f"{NO_FOLDER} trains on the images input instead. A path typed into an API "
                                        "prompt or a saved workflow is accepted too, if it stays inside input/."),
-                io.Int.Input("frames", default=128, min=2, max=4096,
+                io.Int.Input("frames", default=128, min=MIN_FRAMES, max=4096,
                              tooltip="Frames per clip: the length the extension learns (128 in the reference). "
                                      "Shorter videos are skipped with a warning."),
                 *video_size_inputs(512, 512, "Clip width in pixels.", "Clip height in pixels."),

@@ -39,3 +39,25 @@ def test_renormalize_pins_every_frame_to_the_clips_statistics():
     assert torch.allclose(frame_stds, torch.full((6,), latent.std().item()), atol=1e-5)
     assert torch.allclose(renormalize_frames(latent, 1.2), 1.2 * out)
     assert torch.equal(renormalize_frames(latent, 1.2, normalize=False), 1.2 * latent)
+
+
+def test_conditioning_carries_the_settings_as_native_svd_conditioning_does():
+    """What reaches SVD's encode_adm: each setting under its own key, unchanged, as the native node puts it."""
+    from comfy_extras.nodes_video_model import SVD_img2vid_Conditioning
+
+    from exvideo_core.sampling import image_to_video_conditioning
+    from exvideo_harness.clip_vision import StubClipVision
+    from exvideo_harness.svd_vae import build_svd_vae
+
+    # Three values no swap or off-by-one could keep.
+    settings = SamplingSettings(fps=13, motion_bucket_id=77, augmentation_level=0.0, seed=3)
+    vae, image = build_svd_vae(seed=0, channels=32), torch.rand(1, 128, 128, 3, generator=torch.Generator().manual_seed(1))
+    positive, negative, latent = image_to_video_conditioning(StubClipVision(), vae, image, 128, 128, 5, settings)
+    native_positive, native_negative, native_latent = SVD_img2vid_Conditioning().encode(
+        StubClipVision(), image, vae, 128, 128, 5, 77, 13, 0.0)
+    for ours, native in ((positive, native_positive), (negative, native_negative)):
+        keys = ("fps", "motion_bucket_id", "augmentation_level")
+        assert {k: ours[0][1][k] for k in keys} == {k: native[0][1][k] for k in keys} == {
+            "fps": 13, "motion_bucket_id": 77, "augmentation_level": 0.0}
+        torch.testing.assert_close(ours[0][1]["concat_latent_image"], native[0][1]["concat_latent_image"])
+    assert latent["samples"].shape == native_latent["samples"].shape

@@ -29,3 +29,12 @@ def test_skips_on_host_reaches_the_patched_model(base, weights):
     assert held.get_attachment(ATTACHMENT).skips_on_host and len(installed_stacks(held.model_options)) == 1
     (plain,) = loaders.ApplyExVideoWeights.execute(base, weights).result  # an API prompt saved before the option
     assert not plain.get_attachment(ATTACHMENT).skips_on_host and not installed_stacks(plain.model_options)
+
+
+@pytest.mark.parametrize("node_value, reaches_blocks", [(-1, None), (0, 0), (3, 3)])
+def test_frame_chunk_reaches_the_blocks_as_the_core_reads_it(base, weights, node_value, reaches_blocks):
+    """-1 is automatic (None), 0 is off, K is K: chunking gives the same outputs either way, so only the
+    setting the blocks hold shows a wrong translation."""
+    (patched,) = loaders.ApplyExVideoWeights.execute(base, weights, frame_chunk=node_value).result
+    blocks = [patch for key, patch in patched.object_patches.items() if key.startswith("diffusion_model.")]
+    assert blocks and all(block.frame_chunk == reaches_blocks for block in blocks)

@@ -55,7 +55,7 @@ def run(pack, folders):
             tiny_vae(), tiny_clip_vision(), "", CLIP_FRAMES, 128, 128, 1, 0, images=moving_square_video(16)).result[0]
         model = build_svd_model(SMALL_UNET_CONFIG, seed=0)
         trained, exvideo, losses, lora = train.ExVideoTrain.execute(
-            model, clips, 2, "lora", 1e-2, 4, 4.0, 1, False, 0, "lora_run", False).result
+            model, clips, 2, "lora", 1e-2, 4, 8.0, 1, False, 0, "lora_run", False).result
     yield model, trained, exvideo, lora
     comfy.model_management.unload_all_models()
 
@@ -116,7 +116,7 @@ def test_lora_file_says_what_it_belongs_on(pack, folders, run):
     (path,) = (folders / "loras").glob("meta_*.safetensors")
     header, metadata = read_header(path)
     assert metadata["exvideo.requires"] == REQUIRES and metadata["exvideo.kind"] == "lora"
-    assert metadata["exvideo.lora_rank"] == "4" and float(metadata["exvideo.lora_alpha"]) == 4.0
+    assert metadata["exvideo.lora_rank"] == "4" and float(metadata["exvideo.lora_alpha"]) == 8.0  # not the rank: a swap shows
     assert metadata["exvideo.extension_fingerprint"] == extension_fingerprint(exvideo)
     assert metadata["exvideo.extension_training_steps"] == "2"
     assert set(header) == set(lora)

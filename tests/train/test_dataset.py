@@ -118,3 +118,19 @@ def test_every_bucket_starts_at_its_threshold_as_in_diffsynth():
 def test_scores_between_the_old_anchors_get_the_tables_bucket(score, bucket):
     """Midway between two of the 17 thresholds the interpolation used, it was one bucket off the table."""
     assert motion_bucket(score) == bucket == diffsynth_bucket(score)
+
+
+def test_clips_shorter_than_the_positional_conv_allows_are_refused():
+    """The dataset, the CLI (which builds one) and the node's widget agree on the smallest clip."""
+    import importlib
+
+    from exvideo_core.constraints import MIN_FRAMES
+    from exvideo_harness.pack import load_pack_nodes
+
+    frames = torch.rand(6, 128, 128, 3)
+    with pytest.raises(DatasetError, match=f"at least {MIN_FRAMES}"):
+        VideoClipDataset([frames], num_frames=MIN_FRAMES - 1, width=128, height=128)
+    assert len(list(VideoClipDataset([frames], num_frames=MIN_FRAMES, width=128, height=128))) >= 1
+    train_nodes = importlib.import_module(f"{load_pack_nodes().__name__}.nodes_train")
+    (frames_input,) = [i for i in train_nodes.ExVideoTrainingClips.define_schema().inputs if i.id == "frames"]
+    assert frames_input.min == MIN_FRAMES

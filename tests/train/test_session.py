@@ -24,7 +24,7 @@ from exvideo_harness.pack import load_pack_nodes
 from exvideo_harness.svd_models import SMALL_UNET_CONFIG, build_svd_model
 from exvideo_harness.train_data import moving_square_video, tiny_clip_vision, tiny_vae, training_clips
 
-LORA = TrainConfig(steps=2, mode="lora", lora_rank=4, lora_alpha=4.0, learning_rate=1e-2,
+LORA = TrainConfig(steps=2, mode="lora", lora_rank=4, lora_alpha=8.0, learning_rate=1e-2,
                    gradient_checkpointing=False, seed=3)
 
 

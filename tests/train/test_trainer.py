@@ -26,7 +26,7 @@ pytestmark = pytest.mark.usefixtures("unload_after")
 
 HELD_OUT = {"sigmas": [0.3, 3.0], "seed": 1234}
 FULL = TrainConfig(steps=4, learning_rate=1e-3, warmup_steps=2, ema_decay=0.9, gradient_checkpointing=False, seed=3)
-LORA = TrainConfig(steps=4, mode="lora", lora_rank=4, lora_alpha=4.0, learning_rate=1e-2,
+LORA = TrainConfig(steps=4, mode="lora", lora_rank=4, lora_alpha=8.0, learning_rate=1e-2,
                    gradient_checkpointing=False, seed=3)
 
 
