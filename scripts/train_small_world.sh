@@ -6,7 +6,8 @@
 #
 #   bash scripts/train_small_world.sh              # all stages that are not done, in order
 #   bash scripts/train_small_world.sh base         # one stage
-#   nohup bash scripts/train_small_world.sh &      # in the background; kill it and run again to resume
+#   nohup bash scripts/train_small_world.sh &      # in the background; `pkill -f exvideo_harness.small_world`
+#                                                  # saves and stops it; run it again to resume
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 mapfile -t env_out < <(bash "$root/scripts/setup.sh")

@@ -2,7 +2,8 @@
 
 A run keeps its whole state (model, optimizer, step, losses, wall time) in
 one file under `.cache/small_world/`, written atomically every
-`save_every` steps and when interrupted, so a killed run resumes where its
+`save_every` steps and when interrupted (Ctrl-C, or SIGTERM for a job in
+the background), so a stopped run resumes where its
 last save left it and computes the same steps: each step draws its data from
 a generator seeded by (seed, step), never from a global generator.
 """
@@ -16,6 +17,7 @@ import json
 import logging
 import math
 import pathlib
+import signal
 import time
 from typing import Callable
 
@@ -100,6 +102,9 @@ class Run:
     def train(self, loss_of_step: Callable[[torch.Generator], torch.Tensor], max_steps: int | None = None) -> bool:
         """Runs steps until the schedule ends (True) or `max_steps` more were taken (False); saves on the way."""
         stop = self.schedule.steps if max_steps is None else min(self.schedule.steps, self.step + max_steps)
+        # A background job ignores SIGINT and is stopped with SIGTERM: both save the state first.
+        for stop_signal in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(stop_signal, signal.default_int_handler)
         started, last_log = time.monotonic(), time.monotonic()
         wall_before = self.wall_s
         try:
