@@ -32,7 +32,7 @@ setup_paths()
 from exvideo_core.patch import apply_exvideo, new_exvideo  # noqa: E402
 from exvideo_harness.small_world import generate, metrics, models  # noqa: E402
 from exvideo_harness.small_world.latents import POOL_FRAMES  # noqa: E402
-from exvideo_harness.small_world.world import make_clip  # noqa: E402
+from exvideo_harness.small_world.world import WorldConfig, make_clip  # noqa: E402
 
 BASE_FRAMES = 8
 EXTENDED = POOL_FRAMES
@@ -117,15 +117,16 @@ def main() -> None:
                     pixels, joins = makers[row.name][1](image, settings)
                     row.seconds += time.monotonic() - started
                     assert len(pixels) >= row.frames, (row.name, pixels.shape)
-                    row.reports.append(metrics.measure(pixels))
+                    tracks = metrics.track(pixels)
+                    row.reports.append(metrics.measure(pixels, tracks))
                     if joins:
-                        row.seams.append(metrics.seams(pixels, joins))
+                        row.seams.append(metrics.seams(pixels, joins, tracks))
     report(args, truth, rows)
 
 
 def report(args, truth: Row, rows: list[Row]) -> None:
     print(f"small world: {args.images} held-out first frames x seeds {args.seeds}, {args.steps} euler steps, "
-          f"128x128 px; mean +- std over the {args.images * len(args.seeds)} videos")
+          f"{WorldConfig().size} px square; mean +- std over the {args.images * len(args.seeds)} videos")
     fields = ["persistence", "motion", "acceleration", "drift", "step_change"]
     print(f"{'row':28s} {'frames':>6}  " + "  ".join(f"{f:>15s}" for f in fields) + "  s/video")
     for row in [truth, *rows]:

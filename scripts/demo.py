@@ -78,7 +78,9 @@ def small_world_prompt(extension: str, image: str, clips: int, steps: int, seed:
     """The small world's MODEL into the pack's nodes: a 40-frame clip, `clips - 1` continuations, one decode."""
     from exvideo_harness.small_world import generate
     from exvideo_harness.small_world.latents import POOL_FRAMES
+    from exvideo_harness.small_world.world import WorldConfig
 
+    size = WorldConfig().size
     settings = {**vars(generate.EXVIDEO_SETTINGS), "steps": steps, "seed": seed}
     prompt = {
         "world": {"class_type": "ExVideoHarnessSmallWorld", "inputs": {}},
@@ -87,7 +89,7 @@ def small_world_prompt(extension: str, image: str, clips: int, steps: int, seed:
         "image": {"class_type": "LoadImage", "inputs": {"image": image}},
         "clip0": {"class_type": "ExVideoSampler", "inputs": {
             "model": ["exvideo", 0], "clip_vision": ["world", 1], "vae": ["world", 2], "image": ["image", 0],
-            "width": 128, "height": 128, "frames": POOL_FRAMES, **settings}},
+            "width": size, "height": size, "frames": POOL_FRAMES, **settings}},
     }
     video = ["clip0", 0]
     for clip in range(1, clips):

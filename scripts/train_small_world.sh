@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Trains the small world's SVD, stage by stage, resumably (scripts/exvideo_harness/small_world):
 #   1. the VAE, 2. the base UNet on 8-frame clips, 3. the ExVideo extension to 40 frames (the pack's nodes).
-# A stage whose weights are in scripts/exvideo_harness/small_world/weights/ is skipped; an interrupted one
+# A stage whose weights are in scripts/exvideo_harness/small_world/weights/ does nothing; an interrupted one
 # resumes from .cache/small_world/. Each stage logs to .cache/small_world/<stage>.log.
 #
 #   bash scripts/train_small_world.sh              # all stages that are not done, in order
@@ -16,19 +16,13 @@ export COMFYUI_PATH="${env_out[1]}"
 # Idle OpenMP threads sleep instead of spinning: beside another torch process on 2 cores, spinning
 # threads made a VAE step 10x slower (35 s instead of 3.5 s).
 export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
-weights="$root/scripts/exvideo_harness/small_world/weights"
 logs="$root/.cache/small_world"
 mkdir -p "$logs"
 
 declare -A module=([vae]=train_vae [base]=train_base [extension]=train_extension)
-declare -A output=([vae]=vae.safetensors [base]=unet.safetensors [extension]=ExVideo-small-world-40f.safetensors)
 stages=("${@:-vae base extension}")
 for stage in ${stages[*]}; do
     [[ -n "${module[$stage]:-}" ]] || { echo "unknown stage $stage (vae, base, extension)" >&2; exit 2; }
-    if [[ -f "$weights/${output[$stage]}" ]]; then
-        echo "[small world] $stage: done ($weights/${output[$stage]})"
-        continue
-    fi
-    echo "[small world] $stage: training, log in $logs/$stage.log"
+    echo "[small world] $stage: log in $logs/$stage.log"
     (cd "$root" && "$py" -P -m "exvideo_harness.small_world.${module[$stage]}" >> "$logs/$stage.log" 2>&1)
 done

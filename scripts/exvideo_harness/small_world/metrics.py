@@ -151,9 +151,10 @@ def motion_triples(tracks: Tracks, size: int) -> tuple[np.ndarray, np.ndarray]:
     return np.array(speeds), np.array(accelerations)
 
 
-def measure(frames: np.ndarray) -> Report:
+def measure(frames: np.ndarray, tracks: Tracks | None = None) -> Report:
+    """The clip's scores; `tracks`: its `track(frames)` where the caller has them already."""
     frames = np.asarray(frames, dtype=np.float32)
-    tracks = track(frames)
+    tracks = track(frames) if tracks is None else tracks
     speeds, accelerations = motion_triples(tracks, frames.shape[2])
     plausible = (speeds >= MIN_SPEED) & (accelerations <= MAX_ACCELERATION)
     return Report(
@@ -189,13 +190,13 @@ class SeamReport:
         return self.join_change / max(self.inside_change, 1e-9)
 
 
-def seams(frames: np.ndarray, joins: list[int]) -> SeamReport:
+def seams(frames: np.ndarray, joins: list[int], tracks: Tracks | None = None) -> SeamReport:
     """Compares each join (the step from frame j-1 to frame j) with the steps inside the clips."""
     frames = np.asarray(frames, dtype=np.float32)
     steps = np.abs(np.diff(frames, axis=0)).mean(axis=(1, 2, 3))  # steps[k]: frame k -> k+1
     at_join = np.zeros(len(steps), dtype=bool)
     at_join[[j - 1 for j in joins if 0 < j < len(frames)]] = True
-    tracks = track(frames)
+    tracks = track(frames) if tracks is None else tracks
     c, found = tracks.centres, tracks.found
     both = found[:, :-1] & found[:, 1:]  # (n, steps)
     acc = np.full(found.shape, np.nan)

@@ -23,7 +23,7 @@ import comfy.utils
 
 from ..random_init import randomize_
 from ..svd_models import SMALL_UNET_CONFIG, build_svd_model, svd_model_config, svd_patcher
-from ..svd_vae import PREFIX as VAE_PREFIX, build_svd_vae, _load_vae
+from ..svd_vae import PREFIX as VAE_PREFIX, build_svd_vae, load_svd_vae
 
 HERE = pathlib.Path(__file__).resolve().parent
 CLIP_VISION_CONFIG = HERE / "clip_vision_config.json"
@@ -47,7 +47,7 @@ def build_vae(seed: int = 0) -> comfy.sd.VAE:
 def load_vae(path: pathlib.Path | None = None) -> comfy.sd.VAE:
     """The trained VAE (its file holds the sgm checkpoint's `first_stage_model.*` tensors)."""
     state_dict = comfy.utils.load_torch_file(str(path or weights_dir() / VAE_FILE))
-    return _load_vae(state_dict, VAE_CHANNELS, torch.float32)
+    return load_svd_vae(state_dict, VAE_CHANNELS, torch.float32)
 
 
 def vae_state_dict(vae: comfy.sd.VAE) -> dict[str, torch.Tensor]:

@@ -35,11 +35,12 @@ from exvideo_core.video_io import write_mp4
 from .. import comfy_server
 from . import models, training
 from .latents import POOL_FRAMES, LatentPool
+from .train_base import FPS
 from .world import WorldConfig, make_clip
 
 CLIP_FOLDER = "small_world_clips"
 RUN_NAME = "small_world_40f"
-RECIPE = {"stage": "extension", "frames": POOL_FRAMES, "clips": 256, "steps": 1000, "mode": "full",
+RECIPE = {"stage": "extension", "frames": POOL_FRAMES, "clips": 128, "steps": 300, "mode": "full",
           "learning_rate": 1e-4, "seed": 3, "layout": "diffsynth"}
 
 
@@ -50,7 +51,7 @@ def write_clips(folder: pathlib.Path, count: int) -> None:
         path = folder / f"clip_{LatentPool.seed(index)}.mp4"
         if not path.exists():
             frames = torch.from_numpy(make_clip(LatentPool.seed(index), POOL_FRAMES).frames)
-            write_mp4(frames, path, fps=30, codec="h264_lossless")
+            write_mp4(frames, path, fps=FPS, codec="h264_lossless")
 
 
 def prompt(recipe: dict) -> dict:
@@ -81,6 +82,9 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", force=True)
     recipe = {**RECIPE, "steps": args.steps, "clips": args.clips}
+    path = models.weights_dir() / models.EXVIDEO_FILE
+    if args.export and training.exported(path):
+        return
 
     # Post-Tune's state keeps the steps and losses; the wall time of the sessions is kept here, beside it.
     wall_path = args.root / "wall_s.json"
@@ -103,7 +107,6 @@ def main() -> None:
         saved = max((server.output_dir / "exvideo").glob(f"{RUN_NAME}*.safetensors"), key=lambda p: p.stat().st_mtime)
         state = load_state(state_file(server.output_dir / "exvideo_training", RUN_NAME))
         if args.export:
-            path = models.weights_dir() / models.EXVIDEO_FILE
             shutil.copyfile(saved, path)
             wall = json.loads(wall_path.read_text())["wall_s"]
             training.write_manifest_entry(path, {

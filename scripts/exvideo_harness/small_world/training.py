@@ -144,6 +144,14 @@ class Run:
         return state
 
 
+def exported(path: pathlib.Path) -> bool:
+    """Whether a stage's final file is already shipped, so that running the stage again does nothing."""
+    if path.exists():
+        log.info("%s is shipped; delete it to train its stage again", path)
+        return True
+    return False
+
+
 def sha256(path: pathlib.Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 

@@ -91,3 +91,13 @@ def test_base_steps_lower_the_loss_on_one_batch(tmp_path):
     assert set(ema) == set(unet.state_dict())
     name = next(n for n, _ in unet.named_parameters())
     assert not torch.equal(ema[name], unet.state_dict()[name])  # the moving average, not the last step
+
+
+def test_a_stage_whose_file_is_shipped_does_nothing(tmp_path, monkeypatch):
+    monkeypatch.setenv("EXVIDEO_SMALL_WORLD_WEIGHTS", str(tmp_path))
+    (tmp_path / models.VAE_FILE).write_bytes(b"shipped")
+    monkeypatch.setattr("sys.argv", ["train_vae", "--max-steps", "1"])
+    monkeypatch.setattr(models, "build_vae", lambda **_: pytest.fail("a shipped stage trained again"))
+    train_vae.main()
+    assert (tmp_path / models.VAE_FILE).read_bytes() == b"shipped"
+    assert not training.exported(tmp_path / models.UNET_FILE)
