@@ -22,16 +22,15 @@ import dataclasses
 import statistics
 import time
 
-import numpy as np
 import torch
 
 from common import setup_paths
 
 setup_paths()
 
-from exvideo_core.patch import apply_exvideo, new_exvideo  # noqa: E402
-from exvideo_harness.small_world import generate, metrics, models  # noqa: E402
+from exvideo_harness.small_world import generate  # noqa: E402
 from exvideo_harness.small_world.latents import POOL_FRAMES  # noqa: E402
+from exvideo_harness.small_world.scoring import Row, load_world, print_table  # noqa: E402
 from exvideo_harness.small_world.world import WorldConfig, make_clip  # noqa: E402
 
 BASE_FRAMES = 8
@@ -39,29 +38,6 @@ EXTENDED = POOL_FRAMES
 BEYOND = 3 * EXTENDED
 OVERLAP = 8
 SIMILAR = 0.9  # ExVideo at the extended length keeps at least this share of the base's trained-length scores
-
-
-@dataclasses.dataclass
-class Row:
-    name: str
-    frames: int
-    reports: list = dataclasses.field(default_factory=list)
-    seams: list = dataclasses.field(default_factory=list)
-    seconds: float = 0.0
-
-    def stat(self, field: str) -> tuple[float, float]:
-        values = [getattr(r, field) for r in self.reports]
-        return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
-
-
-def load(toy: bool):
-    if toy:
-        model = models.build_unet()
-        return model, new_exvideo(model, EXTENDED), generate.Encoders(models.build_vae(), models.build_clip_vision())
-    from exvideo_core import load_exvideo
-
-    return (models.load_unet(), load_exvideo(models.weights_dir() / models.EXVIDEO_FILE),
-            generate.Encoders(models.load_vae(), models.build_clip_vision()))
 
 
 def main() -> None:
@@ -77,8 +53,8 @@ def main() -> None:
     import comfy.utils
 
     comfy.utils.PROGRESS_BAR_ENABLED = False
-    base, extension, encoders = load(args.toy)
-    exvideo = apply_exvideo(base, extension)
+    world = load_world(args.toy)
+    base, exvideo, encoders = world.base, world.exvideo, world.encoders
     decode = lambda samples: generate.decode(encoders, samples)  # noqa: E731
 
     def plain(model, frames):
@@ -98,17 +74,17 @@ def main() -> None:
         return decode(samples), seams
 
     makers = {
-        f"base, trained length": (BASE_FRAMES, as_base(plain(base, BASE_FRAMES))),
-        f"base, extended length": (EXTENDED, as_base(plain(base, EXTENDED))),
-        f"ExVideo, extended length": (EXTENDED, plain(exvideo, EXTENDED)),
-        f"ExVideo, Continue Video": (BEYOND, continued),
-        f"ExVideo, context windows": (BEYOND, windowed),
+        "base, trained length": (BASE_FRAMES, as_base(plain(base, BASE_FRAMES))),
+        "base, extended length": (EXTENDED, as_base(plain(base, EXTENDED))),
+        "ExVideo, extended length": (EXTENDED, plain(exvideo, EXTENDED)),
+        "ExVideo, Continue Video": (BEYOND, continued),
+        "ExVideo, context windows": (BEYOND, windowed),
     }
     truth = Row("the world itself", EXTENDED)
     rows = [Row(name, frames) for name, (frames, _) in makers.items()]
     with torch.inference_mode():
         for image_seed in range(args.images):
-            truth.reports.append(metrics.measure(make_clip(image_seed, EXTENDED).frames))
+            truth.score(make_clip(image_seed, EXTENDED).frames)
             image = generate.first_frame(image_seed)
             for seed in args.seeds:
                 settings = dataclasses.replace(generate.EXVIDEO_SETTINGS, seed=seed, steps=args.steps)
@@ -117,22 +93,14 @@ def main() -> None:
                     pixels, joins = makers[row.name][1](image, settings)
                     row.seconds += time.monotonic() - started
                     assert len(pixels) >= row.frames, (row.name, pixels.shape)
-                    tracks = metrics.track(pixels)
-                    row.reports.append(metrics.measure(pixels, tracks))
-                    if joins:
-                        row.seams.append(metrics.seams(pixels, joins, tracks))
+                    row.score(pixels, joins)
     report(args, truth, rows)
 
 
 def report(args, truth: Row, rows: list[Row]) -> None:
     print(f"small world: {args.images} held-out first frames x seeds {args.seeds}, {args.steps} euler steps, "
           f"{WorldConfig().size} px square; mean +- std over the {args.images * len(args.seeds)} videos")
-    fields = ["persistence", "motion", "acceleration", "drift", "step_change"]
-    print(f"{'row':28s} {'frames':>6}  " + "  ".join(f"{f:>15s}" for f in fields) + "  s/video")
-    for row in [truth, *rows]:
-        cells = "  ".join("{:>7.3f} +-{:<6.3f}".format(*row.stat(f)) for f in fields)
-        per_video = row.seconds / max(1, len(row.reports))
-        print(f"{row.name:28s} {row.frames:>6}  {cells}  {per_video:7.1f}")
+    print_table([truth, *rows])
     by_name = {row.name: row for row in rows}
     base, long_base, ex = (by_name[n] for n in ("base, trained length", "base, extended length",
                                                   "ExVideo, extended length"))

@@ -4,7 +4,7 @@ from typing_extensions import override
 
 from comfy_api.v0_0_2 import ComfyExtension, io
 
-from . import (example_inputs, model_folders, nodes_continuation, nodes_decode, nodes_latent, nodes_loaders,
+from . import (example_inputs, model_folders, nodes_cache, nodes_continuation, nodes_decode, nodes_latent, nodes_loaders,
                nodes_refine, nodes_sampler, nodes_train, nodes_video)
 
 model_folders.register()
@@ -13,6 +13,7 @@ NODES: list[type[io.ComfyNode]] = [
     *nodes_loaders.NODES,
     *nodes_sampler.NODES,
     *nodes_refine.NODES,
+    *nodes_cache.NODES,
     *nodes_continuation.NODES,
     *nodes_latent.NODES,
     *nodes_decode.NODES,

@@ -50,7 +50,8 @@ PINS = [
             "(num_video_frames, image_only_indicator, time_context, transformer_options)"),
     HostPin("comfy.ldm.modules.diffusionmodules.openaimodel", "UNetModel._forward", "c5d255b09fc9d77e",
             "exvideo_core/skip_stack.py relies on where input_block_patch, input_block_patch_after_skip and "
-            "output_block_patch run around the skip stack's push and pop"),
+            "output_block_patch run around the skip stack's push and pop; exvideo_core/deep_cache.py "
+            "shallow_forward copies its embedding, patches and block loop for the shallow blocks"),
     HostPin("comfy.context_windows", "IndexListContextHandler.set_step", "e2c5ea8b8ed5ad3e",
             "exvideo_core/context_windows.py SvdFrameWindows.set_step replaces it for SVD's per-frame timesteps "
             "(and host_reads_svd_steps decides whether the replacement is still needed)"),

@@ -15,7 +15,7 @@ NODE_IDS = {
     "ExVideoLoader", "ApplyExVideo", "ApplyExVideoWeights", "ExVideoCheckpointLoader", "ExVideoSampler",
     "ExVideoRefine", "ExVideoContinue", "ExVideoJoinLatents", "ExVideoLatentPostProcess", "ExVideoTemporalDecode",
     "ExVideoSaveMP4", "ExVideoLoadVideo", "ExVideoTrainingClips", "ExVideoTrain", "ExVideoLossPlot",
-    "ExVideoSaveExtension", "ExVideoSaveLoRA",
+    "ExVideoSaveExtension", "ExVideoSaveLoRA", "ExVideoDeepCache",
 }
 
 

@@ -1,0 +1,102 @@
+"""What the small world's benchmarks share: its models loaded, rows of scored videos and their table.
+
+A row is one way of making videos; each video it makes is scored by
+`metrics.measure` (and `metrics.seams` where it has joins), and the row
+prints the mean and spread of each score over its videos.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+
+import numpy as np
+
+from exvideo_core.patch import apply_exvideo, new_exvideo
+
+from . import generate, metrics, models
+from .latents import POOL_FRAMES
+
+FIELDS = ("persistence", "motion", "acceleration", "drift", "step_change")
+
+
+@dataclasses.dataclass(frozen=True)
+class World:
+    base: object  # the base MODEL (8 frames)
+    exvideo: object  # the base with the extension applied (POOL_FRAMES)
+    encoders: generate.Encoders
+
+
+def load_world(toy: bool) -> World:
+    """The shipped small world, or (toy) random models of its sizes: the machinery without a claim."""
+    if toy:
+        base = models.build_unet()
+        return World(base, apply_exvideo(base, new_exvideo(base, POOL_FRAMES)),
+                     generate.Encoders(models.build_vae(), models.build_clip_vision()))
+    from exvideo_core import load_exvideo
+
+    base = models.load_unet()
+    return World(base, apply_exvideo(base, load_exvideo(models.weights_dir() / models.EXVIDEO_FILE)),
+                 generate.Encoders(models.load_vae(), models.build_clip_vision()))
+
+
+@dataclasses.dataclass
+class Row:
+    name: str
+    frames: int
+    reports: list = dataclasses.field(default_factory=list)
+    seams: list = dataclasses.field(default_factory=list)
+    seconds: float = 0.0
+    blocks: int = 0  # UNet block evaluations, where the row counts them
+
+    def score(self, pixels: np.ndarray, joins: list[int] = ()) -> None:
+        tracks = metrics.track(pixels)
+        self.reports.append(metrics.measure(pixels, tracks))
+        if joins:
+            self.seams.append(metrics.seams(pixels, list(joins), tracks))
+
+    def stat(self, field: str) -> tuple[float, float]:
+        values = [getattr(r, field) for r in self.reports]
+        return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+    def per_video(self, total: float) -> float:
+        return total / max(1, len(self.reports))
+
+
+def print_table(rows: list[Row]) -> None:
+    """Each row's scores (mean +- std over its videos) and its seconds a video."""
+    print(f"{'row':32s} {'frames':>6}  " + "  ".join(f"{f:>15s}" for f in FIELDS) + "  s/video")
+    for row in rows:
+        cells = "  ".join("{:>7.3f} +-{:<6.3f}".format(*row.stat(f)) for f in FIELDS)
+        print(f"{row.name:32s} {row.frames:>6}  {cells}  {row.per_video(row.seconds):7.1f}")
+
+
+class BlockCounter:
+    """Counts the UNet blocks that run, through ComfyUI's block patches (they run in full and cached calls alike).
+
+    Every input and output block runs its patches; the middle block has
+    none and runs exactly when the deepest input block has.
+    """
+
+    def __init__(self):
+        self.blocks = 0
+
+    def attach(self, model):
+        """A clone of `model` whose blocks are counted here."""
+        counted = model.clone()
+        counted.set_model_input_block_patch(self._input)
+        counted.set_model_output_block_patch(self._output)
+        self._deepest = len(model.model.diffusion_model.input_blocks) - 1
+        return counted
+
+    def __deepcopy__(self, memo):
+        # ModelPatcher.clone deep-copies the model options, patches and all: the clones sampling makes count here.
+        return self
+
+    def _input(self, h, transformer_options):
+        self.blocks += 1 + (transformer_options["block"] == ("input", self._deepest))
+        return h
+
+    def _output(self, h, skip, transformer_options):
+        self.blocks += 1
+        return h, skip
