@@ -4,14 +4,15 @@ from typing_extensions import override
 
 from comfy_api.v0_0_2 import ComfyExtension, io
 
-from . import (example_inputs, model_folders, nodes_cache, nodes_continuation, nodes_decode, nodes_latent, nodes_loaders,
-               nodes_refine, nodes_sampler, nodes_train, nodes_video)
+from . import (example_inputs, model_folders, nodes_cache, nodes_continuation, nodes_decode, nodes_keyframes,
+               nodes_latent, nodes_loaders, nodes_refine, nodes_sampler, nodes_train, nodes_video)
 
 model_folders.register()
 
 NODES: list[type[io.ComfyNode]] = [
     *nodes_loaders.NODES,
     *nodes_sampler.NODES,
+    *nodes_keyframes.NODES,
     *nodes_refine.NODES,
     *nodes_cache.NODES,
     *nodes_continuation.NODES,

@@ -42,7 +42,8 @@ def test_motion_bucket_id_means_the_same_everywhere(nodes):
     everywhere, and Training Clips measures at MEASURE_MOTION, its default."""
     buckets = {node_id: inputs(node)["motion_bucket_id"] for node_id, node in nodes.items()
                if "motion_bucket_id" in inputs(node)}
-    assert set(buckets) == {"ExVideoSampler", "ExVideoRefine", "ExVideoContinue", "ExVideoTrainingClips"}
+    assert set(buckets) == {"ExVideoSampler", "ExVideoRefine", "ExVideoContinue", "ExVideoKeyframes",
+                            "ExVideoTrainingClips"}
     clips = buckets.pop("ExVideoTrainingClips")
     assert (clips.min, clips.default, clips.max) == (MEASURE_MOTION, MEASURE_MOTION, 1023)
     assert f"{MEASURE_MOTION} measures each clip's motion" in clips.tooltip and "0 or more" in clips.tooltip

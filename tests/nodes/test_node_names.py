@@ -16,6 +16,7 @@ NODE_IDS = {
     "ExVideoRefine", "ExVideoContinue", "ExVideoJoinLatents", "ExVideoLatentPostProcess", "ExVideoTemporalDecode",
     "ExVideoSaveMP4", "ExVideoLoadVideo", "ExVideoTrainingClips", "ExVideoTrain", "ExVideoLossPlot",
     "ExVideoSaveExtension", "ExVideoSaveLoRA", "ExVideoDeepCache",
+    "ExVideoKeyframes",
 }
 
 
