@@ -39,7 +39,7 @@ import tomllib
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 from exvideo_harness.browser import VIEWPORT
 from exvideo_harness.comfy_server import start_comfy_server
-from exvideo_harness.workflows import EXTRA_VALUE_OPTIONS, _ordered_inputs, has_control_widget, is_widget
+from exvideo_harness.workflows import BYPASS_MODE, EXTRA_VALUE_OPTIONS, _ordered_inputs, has_control_widget, is_widget
 
 OUT_DIR = REPO_ROOT / "example_workflows"
 _PROJECT = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
@@ -77,7 +77,8 @@ MODEL_FILES = {
 CHANGE_FIRST = {
     "exvideo_image_to_video": "The image in **Load Image**. Then, on **ExVideo Image to Video**: width and height "
                               "(multiples of 64), `frames` (at most 128 with this extension), `seed` and "
-                              "`motion_bucket_id` (more motion when higher).",
+                              "`motion_bucket_id` (more motion when higher). **ExVideo Deep Cache** is bypassed: "
+                              "un-bypass it (Ctrl+B) to sample faster at a small cost in quality.",
     "exvideo_image_to_video_native_nodes": "The image in **Load Image**; the size and `video_frames` (at most 128) "
                                            "on **SVD_img2vid_Conditioning**; the seed on **KSampler**. The same "
                                            "video as ExVideo Image to Video, from ComfyUI's own nodes.",
@@ -90,6 +91,12 @@ CHANGE_FIRST = {
     "exvideo_256_frames_context_windows": "The image in **Load Image**, and `frames` (256) on **ExVideo Image to "
                                           "Video**: longer than the extension's 128, so **Context Windows "
                                           "(Manual)** samples it in windows of 128 (`context_length`).",
+    "exvideo_keyframes": "The start image in the first **Load Image** and the end image in the second (both are "
+                         "the example image until you change them). On **ExVideo Keyframes**: `frames` from start "
+                         "to end (at most 128 with this extension) and `seed`. For more keyframes, batch more "
+                         "images in order.",
+    "exvideo_loop": "The image in **Load Image**. **ExVideo Keyframes** with `loop` on makes a video that starts "
+                    "and ends at it and plays round without a jump; `frames` sets its length.",
     "exvideo_post_tuning": "`run_name` on **ExVideo Post-Tune** for every new set of videos (a run resumes only on "
                            "its own clips and settings), and its `steps`. Its resumable state (gigabytes in full "
                            "mode) goes to `output/exvideo_training`; **ExVideo Save Extension** writes to "
@@ -101,10 +108,31 @@ GRAPHS = {
     "exvideo_image_to_video": [
         (1, "LoadImage", {"image": SAMPLE_IMAGE}, {}),
         (2, "ExVideoCheckpointLoader", {"ckpt_name": SVD, "exvideo_name": EXVIDEO}, {}),
-        (3, "ExVideoSampler", {}, {"model": (2, 0), "clip_vision": (2, 1), "vae": (2, 2), "image": (1, 0)}),
+        (7, "ExVideoDeepCache", {}, {"model": (2, 0)}),
+        (3, "ExVideoSampler", {}, {"model": (7, 0), "clip_vision": (2, 1), "vae": (2, 2), "image": (1, 0)}),
         (4, "ExVideoLatentPostProcess", {}, {"samples": (3, 0)}),
         (5, "ExVideoTemporalDecode", {}, {"vae": (2, 2), "samples": (4, 0)}),
         (6, "ExVideoSaveMP4", {"filename_prefix": "ExVideo/image_to_video"}, {"images": (5, 0)}),
+    ],
+    # From one image to another; ImageBatch puts the keyframes in order (resizing the second to the first).
+    "exvideo_keyframes": [
+        (1, "LoadImage", {"image": SAMPLE_IMAGE}, {}),
+        (2, "LoadImage", {"image": SAMPLE_IMAGE}, {}),
+        (3, "ImageBatch", {}, {"image1": (1, 0), "image2": (2, 0)}),
+        (4, "ExVideoCheckpointLoader", {"ckpt_name": SVD, "exvideo_name": EXVIDEO}, {}),
+        (5, "ExVideoKeyframes", {}, {"model": (4, 0), "clip_vision": (4, 1), "vae": (4, 2), "keyframes": (3, 0)}),
+        (6, "ExVideoLatentPostProcess", {}, {"samples": (5, 0)}),
+        (7, "ExVideoTemporalDecode", {}, {"vae": (4, 2), "samples": (6, 0)}),
+        (8, "ExVideoSaveMP4", {"filename_prefix": "ExVideo/keyframes"}, {"images": (7, 0)}),
+    ],
+    "exvideo_loop": [
+        (1, "LoadImage", {"image": SAMPLE_IMAGE}, {}),
+        (2, "ExVideoCheckpointLoader", {"ckpt_name": SVD, "exvideo_name": EXVIDEO}, {}),
+        (3, "ExVideoKeyframes", {"loop": True},
+         {"model": (2, 0), "clip_vision": (2, 1), "vae": (2, 2), "keyframes": (1, 0)}),
+        (4, "ExVideoLatentPostProcess", {}, {"samples": (3, 0)}),
+        (5, "ExVideoTemporalDecode", {}, {"vae": (2, 2), "samples": (4, 0)}),
+        (6, "ExVideoSaveMP4", {"filename_prefix": "ExVideo/loop"}, {"images": (5, 0)}),
     ],
     "exvideo_image_to_video_native_nodes": [
         (1, "LoadImage", {"image": SAMPLE_IMAGE}, {}),
@@ -175,6 +203,10 @@ GRAPHS = {
         (11, "ExVideoSaveMP4", {"filename_prefix": "ExVideo/post_tuned"}, {"images": (10, 0)}),
     ],
 }
+
+# Options a template shows but leaves off: bypassed nodes (the frontend's mode 4), which the frontend routes
+# around when it queues, so a user turns one on with Ctrl+B.
+BYPASSED = {"exvideo_image_to_video": {7}}
 
 
 def widget_values(info: dict, overrides: dict) -> list:
@@ -285,7 +317,8 @@ def build(template: str, graph, object_info: dict, comfyui_version: str) -> dict
             properties["models"] = models
         nodes.append({
             "id": node_id, "type": node_type, "pos": [NODE_LEFT + 380 * column, 60 + 420 * row], "size": [340, 300],
-            "flags": {}, "order": order, "mode": 0, "inputs": node_inputs, "outputs": outputs,
+            "flags": {}, "order": order, "mode": BYPASS_MODE if node_id in BYPASSED.get(template, ()) else 0,
+            "inputs": node_inputs, "outputs": outputs,
             "properties": properties, "widgets_values": values,
         })
     ui_links = []

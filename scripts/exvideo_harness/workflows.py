@@ -5,7 +5,9 @@ Queue: widget values are matched to the node's widget inputs in declaration
 order (as /object_info lists them), links become `[node_id, slot]` inputs,
 and the extra values the frontend keeps for some widgets (the
 control-after-generate mode of a seed, the upload button of a file combo)
-are skipped, as are the frontend's own notes, which it never queues.
+are skipped, as are the frontend's own notes, which it never queues. A
+bypassed node is left out and its links routed through it, from its input
+of the output's type, as the frontend routes them.
 """
 
 import json
@@ -16,6 +18,7 @@ WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 FRONTEND_ONLY = {"Note", "MarkdownNote"}
 # Widgets followed by one more serialised value in widgets_values.
 EXTRA_VALUE_OPTIONS = ("control_after_generate", "image_upload", "video_upload", "audio_upload")
+BYPASS_MODE = 4  # LiteGraph's mode of a bypassed node (Ctrl+B); 2 is muted
 
 
 FRAMES, SIZE, STEPS = 4, 128, 1  # one sampling or training step already runs every node of a graph
@@ -25,6 +28,7 @@ SMALL = {
     "SVD_img2vid_Conditioning": {"width": SIZE, "height": SIZE, "video_frames": FRAMES},
     "KSampler": {"steps": STEPS},
     "ExVideoRefine": {"width": SIZE, "height": SIZE, "steps": STEPS},
+    "ExVideoKeyframes": {"width": SIZE, "height": SIZE, "frames": FRAMES, "steps": STEPS},
     # Each clip adds one frame: every frame costs seconds in the full-size VAE, which decodes the last frame
     # of the video so far (with its context) before each clip and the whole video at the end.
     "ExVideoContinue": {"frames": FRAMES - 1, "overlap_frames": FRAMES - 2, "steps": STEPS},
@@ -81,6 +85,18 @@ def widget_names(info: dict) -> list[tuple[str, int]]:
 def ui_to_api(workflow: dict, object_info: dict) -> dict:
     """The API prompt the frontend would queue for `workflow`; raises on unknown nodes or bad widget counts."""
     links = {link[0]: link for link in workflow["links"]}
+    nodes = {node["id"]: node for node in workflow["nodes"]}
+
+    def source(origin: int, slot: int) -> list | None:
+        """[node id, slot] that feeds a link from (origin, slot), through bypassed nodes; None if nothing does."""
+        while nodes[origin].get("mode", 0) == BYPASS_MODE:
+            kind = nodes[origin]["outputs"][slot]["type"]
+            fed = [s for s in nodes[origin].get("inputs", []) if s["type"] == kind and s.get("link") is not None]
+            if not fed:
+                return None
+            _, origin, slot, *_ = links[fed[0]["link"]]
+        return [str(origin), slot]
+
     prompt = {}
     for node in workflow["nodes"]:
         if node.get("mode", 0) != 0 or node["type"] in FRONTEND_ONLY:  # muted, bypassed or a note
@@ -101,7 +117,8 @@ def ui_to_api(workflow: dict, object_info: dict) -> dict:
         for socket in node.get("inputs", []):
             if socket.get("link") is not None:
                 _, origin, origin_slot, *_ = links[socket["link"]]
-                inputs[socket["name"]] = [str(origin), origin_slot]
+                if (fed_by := source(origin, origin_slot)) is not None:
+                    inputs[socket["name"]] = fed_by
         prompt[str(node["id"])] = {"class_type": node["type"], "inputs": inputs}
     return prompt
 

@@ -146,3 +146,28 @@ def test_the_frontend_queues_no_note():
         name: ["INT", {}] for name in ("width", "height", "batch_size", "color")}}}}
     assert workflows.ui_to_api(workflow, object_info) == {"1": {"class_type": "EmptyImage", "inputs": {
         "width": 8, "height": 8, "batch_size": 1, "color": 0}}}
+
+
+def test_a_bypassed_node_is_routed_around_as_the_frontend_does():
+    """Loader -> Deep Cache (bypassed) -> sampler queues as loader -> sampler; un-bypassed, through the cache."""
+    def node(node_id, node_type, inputs=(), outputs=(), mode=0):
+        return {"id": node_id, "type": node_type, "mode": mode, "widgets_values": [],
+                "inputs": [{"name": n, "type": t, "link": link} for n, t, link in inputs],
+                "outputs": [{"name": t.lower(), "type": t} for t in outputs]}
+
+    workflow = {"nodes": [node(1, "Loader", outputs=["MODEL", "VAE"]),
+                          node(2, "Cache", [("model", "MODEL", 1)], ["MODEL"], mode=workflows.BYPASS_MODE),
+                          node(3, "Sampler", [("model", "MODEL", 2), ("vae", "VAE", 3)])],
+                "links": [[1, 1, 0, 2, 0, "MODEL"], [2, 2, 0, 3, 0, "MODEL"], [3, 1, 1, 3, 1, "VAE"]]}
+    object_info = {"Loader": {"input": {"required": {}}},
+                   "Cache": {"input": {"required": {"model": ["MODEL"]}}},
+                   "Sampler": {"input": {"required": {"model": ["MODEL"], "vae": ["VAE"]}}}}
+    assert workflows.ui_to_api(workflow, object_info)["3"]["inputs"] == {"model": ["1", 0], "vae": ["1", 1]}
+    workflow["nodes"][1]["mode"] = 0
+    prompt = workflows.ui_to_api(workflow, object_info)
+    assert prompt["3"]["inputs"]["model"] == ["2", 0] and prompt["2"]["inputs"] == {"model": ["1", 0]}
+
+
+def test_image_to_video_shows_the_deep_cache_bypassed():
+    (cache,) = [n for n in load("exvideo_image_to_video")["nodes"] if n["type"] == "ExVideoDeepCache"]
+    assert cache["mode"] == workflows.BYPASS_MODE

@@ -45,7 +45,8 @@ RUN_ELSEWHERE = {"exvideo_post_tuning"}
 # Frames of the video each template writes with SMALL applied.
 _CONTINUE = SMALL["ExVideoContinue"]
 EXPECTED_FRAMES = {"exvideo_256_frames_continuation":
-                   FRAMES + 2 * (_CONTINUE["frames"] - _CONTINUE["overlap_frames"])}
+                   FRAMES + 2 * (_CONTINUE["frames"] - _CONTINUE["overlap_frames"]),
+                   "exvideo_loop": FRAMES - 1}  # a loop's last frame, its first again, is dropped
 # A line of the server's log each template's run must write.
 EXPECTED_LOG = {"exvideo_256_frames_context_windows": f"Using context windows 2 for {FRAMES} frames"}
 RUN_TIMEOUT_S = 900
@@ -62,7 +63,7 @@ def problems(nodes: list[dict]) -> list[str]:
 def misplaced_values(nodes: list[dict], prompt: dict) -> list[str]:
     """Widgets of the page whose value is not the one the workflow saved for that input name."""
     return [f"node {n['id']} {n['type']}: widget {name!r} shows {n['widgets'].get(name)!r}, saved {value!r}"
-            for n in nodes if n["type"] not in workflows.FRONTEND_ONLY  # a note is not queued
+            for n in nodes if str(n["id"]) in prompt  # a note or a bypassed node is not queued
             for name, value in prompt[str(n["id"])]["inputs"].items()
             if not isinstance(value, list) and n["widgets"].get(name) != value]  # lists are links
 
