@@ -8,7 +8,8 @@ scored by the world's metrics from the pixels alone:
     rows:  the world itself (ground truth, 40 frames)
            base at its trained length (8), base at 40 (positions it never saw)
            ExVideo at 40
-           ExVideo past its table, 120 frames, by Continue Video and by native context windows
+           ExVideo past its table, 120 frames, by Continue Video (plain, with the reference image, with
+           anchored colour) and by native context windows
 
     .venv/bin/python benchmarks/small_world.py                    # 6 images x 2 seeds, 25 steps
     .venv/bin/python benchmarks/small_world.py --toy              # random weights, 1 image, 2 steps: the machinery
@@ -65,9 +66,12 @@ def main() -> None:
         return lambda image, settings: make(image, dataclasses.replace(
             settings, motion_bucket_id=generate.BASE_MOTION_BUCKET))
 
-    def continued(image, settings):
-        samples, joins = generate.continued(exvideo, encoders, image, EXTENDED, BEYOND, OVERLAP, settings)
-        return decode(samples), joins
+    def continued(**options):
+        def make(image, settings):
+            samples, joins = generate.continued(exvideo, encoders, image, EXTENDED, BEYOND, OVERLAP, settings,
+                                                **options)
+            return decode(samples), joins
+        return make
 
     def windowed(image, settings):
         samples, seams = generate.windowed(exvideo, encoders, image, BEYOND, EXTENDED, OVERLAP, settings)
@@ -77,7 +81,9 @@ def main() -> None:
         "base, trained length": (BASE_FRAMES, as_base(plain(base, BASE_FRAMES))),
         "base, extended length": (EXTENDED, as_base(plain(base, EXTENDED))),
         "ExVideo, extended length": (EXTENDED, plain(exvideo, EXTENDED)),
-        "ExVideo, Continue Video": (BEYOND, continued),
+        "ExVideo, Continue Video": (BEYOND, continued()),
+        "Continue, reference image": (BEYOND, continued(reference=True)),
+        "Continue, anchored colour": (BEYOND, continued(anchor=True)),
         "ExVideo, context windows": (BEYOND, windowed),
     }
     truth = Row("the world itself", EXTENDED)

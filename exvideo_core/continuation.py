@@ -21,6 +21,15 @@ pipeline does with `mask_frames` / `mask_frame_ids`:
 
 The image conditioning is the previous clip's last frame. Joining drops the
 new clip's carried frames, so the joined video has each frame once.
+
+Two options against the drift that makes joins visible, each off by default:
+- `reference_image`: the CLIP embedding comes from this image (the video's
+  original first frame), while the latent conditioning stays the last
+  frame; the content's identity is then anchored to the start, not to a
+  frame that has already drifted;
+- `anchor_colour`: each latent channel of the new frames gets the mean and
+  spread it has in the video's first clip, re-anchoring colour and
+  brightness to the start.
 """
 
 from __future__ import annotations
@@ -64,8 +73,18 @@ def last_frame(vae, samples: torch.Tensor) -> torch.Tensor:
     return vae.decode(samples[-LAST_FRAME_DECODE_CONTEXT:])[-1:]
 
 
+def anchor_colour(clip: torch.Tensor, reference: torch.Tensor, overlap: int) -> torch.Tensor:
+    """`clip` (t c h w) with each channel of its frames after `overlap` at `reference`'s mean and std."""
+    new = clip[overlap:]
+    mean, std = new.mean(dim=(0, 2, 3), keepdim=True), new.std(dim=(0, 2, 3), keepdim=True)
+    target_mean = reference.mean(dim=(0, 2, 3), keepdim=True)
+    target_std = reference.std(dim=(0, 2, 3), keepdim=True)
+    return torch.cat([clip[:overlap], (new - mean) / std.clamp_min(1e-6) * target_std + target_mean])
+
+
 def continue_video(model, clip_vision, vae, previous_latent: dict, frames: int, overlap: int = 8,
                    settings: SamplingSettings = SamplingSettings(), *, previous_images: torch.Tensor | None = None,
+                   reference_image: torch.Tensor | None = None, anchor: bool = False,
                    callback: Callable | None = None) -> dict:
     """The LATENT of the clip that continues `previous_latent` (a clip or a whole video; t 4 h w).
 
@@ -73,7 +92,9 @@ def continue_video(model, clip_vision, vae, previous_latent: dict, frames: int, 
     video's last. It is conditioned on the previous video's last frame: the
     last image of `previous_images` (the decoded video) when given, else that
     frame decoded here with `vae`. Size and everything else follow the
-    previous latent.
+    previous latent. `reference_image` and `anchor`: the options of the
+    module docstring (`anchor` takes the first clip as the previous video's
+    first `frames` frames).
     """
     previous = check_video_latent(previous_latent["samples"], "the previous latent")
     check_video_length(model, frames)
@@ -83,7 +104,12 @@ def continue_video(model, clip_vision, vae, previous_latent: dict, frames: int, 
     condition = last_frame(vae, previous) if previous_images is None else previous_images[-1:]
     positive, negative, _ = image_to_video_conditioning(
         clip_vision, vae, condition, latent_width * scale, latent_height * scale, frames, settings)
+    if reference_image is not None:
+        embedding = clip_vision.encode_image(reference_image[:1]).image_embeds.unsqueeze(0)
+        positive = [[embedding.to(positive[0][0]), positive[0][1]]]
     out = sample_video(model, positive, negative, latent, settings, callback=callback)["samples"]
+    if anchor:
+        out = anchor_colour(out, previous[:frames].to(out), overlap)
     # Euler-type samplers return the kept frames up to float round-off, but
     # multistep ones (uni_pc) end on a mix of several predictions and drift;
     # written back, the overlap equals the previous frames bit for bit.

@@ -39,9 +39,16 @@ class ExVideoContinue(io.ComfyNode):
                 *svd_sampling_inputs(seed=2, seed_tooltip="Seed of the initial noise and of the augmentation noise. "
                                                           "With the previous clip's seed, frame count and size the "
                                                           "new clip starts from the same noise."),
+                io.Boolean.Input("anchor_colour", default=False, optional=True,
+                                 tooltip="Give the new frames the colour and brightness statistics (per latent "
+                                         "channel) of the video's first clip, against drift from clip to clip."),
                 frames_or_video("previous_images", optional=True,
                                 tooltip="The decoded video so far; its last image conditions the new clip. When "
                                         "not connected, the last frame is decoded here from the previous latent."),
+                io.Image.Input("reference_image", optional=True,
+                               tooltip="The video's original image: when connected, its CLIP embedding conditions "
+                                       "the new clip (the last frame still gives the latent), anchoring the content "
+                                       "to the start."),
             ],
             outputs=[
                 io.Latent.Output("video", display_name="video",
@@ -52,14 +59,14 @@ class ExVideoContinue(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, model, clip_vision, vae, previous, frames, overlap_frames, previous_images=None,
-                **sampling) -> io.NodeOutput:
+    def execute(cls, model, clip_vision, vae, previous, frames, overlap_frames, anchor_colour=False,
+                previous_images=None, reference_image=None, **sampling) -> io.NodeOutput:
         settings = SamplingSettings(**sampling)
         if previous_images is not None:
             previous_images, _, _ = video_frames(previous_images, "previous_images")
         clip = continue_video(model, clip_vision, vae, previous, frames, overlap_frames, settings,
-                              previous_images=previous_images,
-                              callback=latent_preview.prepare_callback(model, settings.steps))
+                              previous_images=previous_images, reference_image=reference_image,
+                              anchor=anchor_colour, callback=latent_preview.prepare_callback(model, settings.steps))
         return io.NodeOutput(join_clips(previous, clip, overlap_frames), clip)
 
 

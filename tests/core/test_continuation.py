@@ -177,3 +177,38 @@ def test_continue_node_chains_videos_and_decodes_the_last_frame(base, clip_visio
 def test_conditioned_on_the_last_given_image(continued):
     _, encoded = continued
     assert len(encoded) == 1 and torch.equal(encoded[0], last_image())
+
+
+def test_anchor_colour_gives_new_frames_the_first_clips_statistics(previous):
+    from exvideo_core.continuation import anchor_colour
+
+    clip = latent(FRAMES, seed=5) * 3 + 1
+    anchored = anchor_colour(clip, previous[:FRAMES], OVERLAP)
+    assert torch.equal(anchored[:OVERLAP], clip[:OVERLAP])
+    torch.testing.assert_close(anchored[OVERLAP:].mean(dim=(0, 2, 3)), previous[:FRAMES].mean(dim=(0, 2, 3)))
+    torch.testing.assert_close(anchored[OVERLAP:].std(dim=(0, 2, 3)), previous[:FRAMES].std(dim=(0, 2, 3)))
+
+
+def test_the_options_reach_the_sampler(base, vae, previous, monkeypatch):
+    """reference_image: its CLIP embedding, the last frame's latent; anchor: the first clip's statistics."""
+    import exvideo_core.continuation as continuation
+
+    sampled = []
+
+    def fake_sample(model, positive, negative, carried, settings, callback=None):
+        sampled.append(positive)
+        return {"samples": latent(FRAMES, seed=6) * 5}
+
+    monkeypatch.setattr(continuation, "sample_video", fake_sample)
+    clip_vision, reference = StubClipVision(), torch.rand(1, 8 * LATENT_HW, 8 * LATENT_HW, 3)
+    out = continue_video(base, clip_vision, vae, {"samples": previous}, FRAMES, OVERLAP,
+                         SamplingSettings(steps=1, seed=2), previous_images=last_image(), reference_image=reference,
+                         anchor=True)["samples"]
+    (positive,) = sampled
+    torch.testing.assert_close(positive[0][0][0], clip_vision.encode_image(reference).image_embeds)
+    assert not torch.allclose(positive[0][0][0], clip_vision.encode_image(last_image()).image_embeds)
+    expected = image_to_video_conditioning(StubClipVision(), vae, last_image(), 8 * LATENT_HW, 8 * LATENT_HW,
+                                           FRAMES, SamplingSettings(steps=1, seed=2))[0]
+    torch.testing.assert_close(positive[0][1]["concat_latent_image"], expected[0][1]["concat_latent_image"])
+    assert torch.equal(out[:OVERLAP], previous[-OVERLAP:])
+    torch.testing.assert_close(out[OVERLAP:].mean(dim=(0, 2, 3)), previous[:FRAMES].mean(dim=(0, 2, 3)))

@@ -55,13 +55,18 @@ def image_to_video(model, encoders: Encoders, image: torch.Tensor, frames: int,
 
 
 def continued(model, encoders: Encoders, image: torch.Tensor, clip_frames: int, total: int, overlap: int,
-              settings: SamplingSettings = EXVIDEO_SETTINGS) -> tuple[torch.Tensor, list[int]]:
-    """Latents of a video of at least `total` frames made by Continue Video, and the frames where clips join."""
+              settings: SamplingSettings = EXVIDEO_SETTINGS, *, reference: bool = False, anchor: bool = False
+              ) -> tuple[torch.Tensor, list[int]]:
+    """Latents of a video of at least `total` frames made by Continue Video, and the frames where clips join.
+
+    reference: each clip also conditioned on `image` (Continue's reference_image); anchor: its anchor_colour.
+    """
     video = {"samples": image_to_video(model, encoders, image, clip_frames, settings)}
     joins = []
     while video["samples"].shape[0] < total:
         clip = continue_video(model, encoders.clip_vision, encoders.vae, video, clip_frames, overlap,
-                              dataclasses.replace(settings, seed=settings.seed + len(joins) + 1))
+                              dataclasses.replace(settings, seed=settings.seed + len(joins) + 1),
+                              reference_image=image if reference else None, anchor=anchor)
         joins.append(video["samples"].shape[0])
         video = join_clips(video, clip, overlap)
     return video["samples"], joins
