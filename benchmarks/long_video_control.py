@@ -7,7 +7,7 @@ ExVideo at its extended length (40 frames) from held-out clips of the world:
 - loop: ExVideo Keyframes from the first frame back to itself.
 All with the same settings and seeds, scored by the world's metrics.
 
-    .venv/bin/python benchmarks/long_video_control.py           # 6 clips x seed 1, 25 steps
+    .venv/bin/python benchmarks/long_video_control.py           # 3 clips x seed 1, 25 steps
     .venv/bin/python benchmarks/long_video_control.py --toy     # random weights, 1 clip, 2 steps: the machinery
 
 Goals (#25): the end frame as close to its image as SVD's first frame is to
@@ -16,7 +16,6 @@ generation; a loop's seam (last frame back to the first) no larger than a
 step inside the video.
 """
 
-import argparse
 import dataclasses
 import statistics
 import time
@@ -31,7 +30,7 @@ setup_paths()
 from exvideo_core.keyframes import KeyframeVideo, keyframe_video  # noqa: E402
 from exvideo_harness.small_world import generate  # noqa: E402
 from exvideo_harness.small_world.latents import POOL_FRAMES  # noqa: E402
-from exvideo_harness.small_world.scoring import Row, load_world, print_table  # noqa: E402
+from exvideo_harness.small_world.scoring import benchmark_arguments, Row, load_world, print_table  # noqa: E402
 from exvideo_harness.small_world.world import WorldConfig, make_clip  # noqa: E402
 
 WITHIN = 0.10
@@ -43,18 +42,7 @@ def distance(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--clips", type=int, default=6, help="held-out clips (world seeds 0..N-1)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[1])
-    parser.add_argument("--steps", type=int, default=generate.EXVIDEO_SETTINGS.steps)
-    parser.add_argument("--toy", action="store_true", help="random weights, 1 clip, 2 steps")
-    args = parser.parse_args()
-    if args.toy:
-        args.clips, args.seeds, args.steps = 1, [1], 2
-    torch.set_num_threads(2)
-    import comfy.utils
-
-    comfy.utils.PROGRESS_BAR_ENABLED = False
+    args = benchmark_arguments(__doc__, images=3, seeds=[1], toy_steps=2)
     world = load_world(args.toy)
     size = WorldConfig().size
     rows = {"unconstrained": Row("unconstrained", POOL_FRAMES),
@@ -69,7 +57,7 @@ def main() -> None:
         return generate.decode(world.encoders, samples)
 
     with torch.inference_mode():
-        for clip_seed in range(args.clips):
+        for clip_seed in range(args.images):
             truth = make_clip(clip_seed, POOL_FRAMES).frames
             first, last = torch.from_numpy(truth[:1]), torch.from_numpy(truth[-1:])
             for seed in args.seeds:
@@ -93,7 +81,7 @@ def main() -> None:
 
 
 def report(args, rows: dict, ends: dict, loop_seams: list, loop_steps: list) -> None:
-    print(f"keyframes and loops on the small world: ExVideo at {POOL_FRAMES} frames, {args.clips} held-out clips x "
+    print(f"keyframes and loops on the small world: ExVideo at {POOL_FRAMES} frames, {args.images} held-out clips x "
           f"seeds {args.seeds}, {args.steps} euler steps")
     print_table(list(rows.values()))
     free, keyed = rows["unconstrained"], rows["keyframes, first to 40th"]

@@ -10,14 +10,13 @@ The same images and seeds for every row. UNet block evaluations are counted
 through ComfyUI's block patches, in full and cached calls alike; the time
 is each row's own, in this one run.
 
-    .venv/bin/python benchmarks/sampling_cache.py           # 6 images x seed 1, 25 steps
+    .venv/bin/python benchmarks/sampling_cache.py           # 3 images x seed 1, 25 steps
     .venv/bin/python benchmarks/sampling_cache.py --toy     # random weights, 1 image, 4 steps: the machinery
 
 Goal (#25): at least 1.8x fewer block evaluations, with persistence and
 motion within 5% of uncached sampling.
 """
 
-import argparse
 import dataclasses
 import time
 
@@ -31,7 +30,7 @@ setup_paths()
 from exvideo_core.deep_cache import DeepCacheSettings, with_deep_cache  # noqa: E402
 from exvideo_harness.small_world import generate  # noqa: E402
 from exvideo_harness.small_world.latents import POOL_FRAMES  # noqa: E402
-from exvideo_harness.small_world.scoring import BlockCounter, Row, load_world, print_table  # noqa: E402
+from exvideo_harness.small_world.scoring import benchmark_arguments, BlockCounter, Row, load_world, print_table  # noqa: E402
 
 FEWER_BLOCKS = 1.8
 WITHIN = 0.05
@@ -51,18 +50,7 @@ def caches(model) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--images", type=int, default=6, help="held-out first frames (world seeds 0..N-1)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[1])
-    parser.add_argument("--steps", type=int, default=generate.EXVIDEO_SETTINGS.steps)
-    parser.add_argument("--toy", action="store_true", help="random weights, 1 image, 4 steps")
-    args = parser.parse_args()
-    if args.toy:
-        args.images, args.seeds, args.steps = 1, [1], 4
-    torch.set_num_threads(2)
-    import comfy.utils
-
-    comfy.utils.PROGRESS_BAR_ENABLED = False
+    args = benchmark_arguments(__doc__, images=3, seeds=[1], toy_steps=4)
     world = load_world(args.toy)
     counter = BlockCounter()
     models = {name: counter.attach(model) for name, model in caches(world.exvideo).items()}

@@ -11,14 +11,13 @@ scored by the world's metrics from the pixels alone:
            ExVideo past its table, 120 frames, by Continue Video (plain, with the reference image, with
            anchored colour) and by native context windows
 
-    .venv/bin/python benchmarks/small_world.py                    # 6 images x 2 seeds, 25 steps
+    .venv/bin/python benchmarks/small_world.py                    # 3 images x seed 1, 25 steps
     .venv/bin/python benchmarks/small_world.py --toy              # random weights, 1 image, 2 steps: the machinery
 
 Each cell is the mean over images and seeds, with its standard deviation.
 The goals are printed as ratios with their thresholds, met or not.
 """
 
-import argparse
 import dataclasses
 import statistics
 import time
@@ -31,7 +30,7 @@ setup_paths()
 
 from exvideo_harness.small_world import generate  # noqa: E402
 from exvideo_harness.small_world.latents import POOL_FRAMES  # noqa: E402
-from exvideo_harness.small_world.scoring import Row, load_world, print_table  # noqa: E402
+from exvideo_harness.small_world.scoring import benchmark_arguments, Row, load_world, print_table  # noqa: E402
 from exvideo_harness.small_world.world import WorldConfig, make_clip  # noqa: E402
 
 BASE_FRAMES = 8
@@ -42,18 +41,7 @@ SIMILAR = 0.9  # ExVideo at the extended length keeps at least this share of the
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--images", type=int, default=6, help="held-out first frames (world seeds 0..N-1)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--steps", type=int, default=generate.EXVIDEO_SETTINGS.steps)
-    parser.add_argument("--toy", action="store_true", help="random weights, 1 image, 1 seed, 2 steps")
-    args = parser.parse_args()
-    if args.toy:
-        args.images, args.seeds, args.steps = 1, [1], 2
-    torch.set_num_threads(2)
-    import comfy.utils
-
-    comfy.utils.PROGRESS_BAR_ENABLED = False
+    args = benchmark_arguments(__doc__, images=3, seeds=[1], toy_steps=2)
     world = load_world(args.toy)
     base, exvideo, encoders = world.base, world.exvideo, world.encoders
     decode = lambda samples: generate.decode(encoders, samples)  # noqa: E731

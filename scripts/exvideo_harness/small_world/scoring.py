@@ -7,10 +7,12 @@ prints the mean and spread of each score over its videos.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import statistics
 
 import numpy as np
+import torch
 
 from exvideo_core.patch import apply_exvideo, new_exvideo
 
@@ -18,6 +20,26 @@ from . import generate, metrics, models
 from .latents import POOL_FRAMES
 
 FIELDS = ("persistence", "motion", "acceleration", "drift", "step_change")
+
+
+def benchmark_arguments(description: str, images: int, seeds: list[int], toy_steps: int = 2) -> argparse.Namespace:
+    """A small world benchmark's command line: --images (held-out world seeds 0..N-1), --seeds, --steps, --toy.
+
+    --toy: random weights, one image, one seed, `toy_steps` steps: the machinery, no claim.
+    """
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", type=int, default=images, help="held-out clips (world seeds 0..N-1)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=seeds)
+    parser.add_argument("--steps", type=int, default=generate.EXVIDEO_SETTINGS.steps)
+    parser.add_argument("--toy", action="store_true", help=f"random weights, 1 image, {toy_steps} steps")
+    args = parser.parse_args()
+    if args.toy:
+        args.images, args.seeds, args.steps = 1, [1], toy_steps
+    torch.set_num_threads(2)
+    import comfy.utils
+
+    comfy.utils.PROGRESS_BAR_ENABLED = False
+    return args
 
 
 @dataclasses.dataclass(frozen=True)
