@@ -5,7 +5,8 @@ trained on 8-frame clips, an ExVideo extension post-tuned to 40 frames by
 the pack's trainer), sampled the pack's ways from held-out first frames, and
 scored by the world's metrics from the pixels alone:
 
-    rows:  the world itself (ground truth, 40 frames)
+    rows:  the world itself (ground truth, 40 frames), and through the VAE (encoded, decoded: the ceiling
+           of anything the model makes, since its frames come out of that decoder)
            base at its trained length (8), base at 40 (positions it never saw)
            ExVideo at 40
            ExVideo past its table, 120 frames, by Continue Video (plain, with the reference image, with
@@ -74,11 +75,13 @@ def main() -> None:
         "Continue, anchored colour": (BEYOND, continued(anchor=True)),
         "ExVideo, context windows": (BEYOND, windowed),
     }
-    truth = Row("the world itself", EXTENDED)
+    truth, through_vae = Row("the world itself", EXTENDED), Row("the world through the VAE", EXTENDED)
     rows = [Row(name, frames) for name, (frames, _) in makers.items()]
     with torch.inference_mode():
         for image_seed in range(args.images):
-            truth.score(make_clip(image_seed, EXTENDED).frames)
+            clip = make_clip(image_seed, EXTENDED).frames
+            truth.score(clip)
+            through_vae.score(decode(encoders.vae.encode(torch.from_numpy(clip))))
             image = generate.first_frame(image_seed)
             for seed in args.seeds:
                 settings = dataclasses.replace(generate.EXVIDEO_SETTINGS, seed=seed, steps=args.steps)
@@ -88,13 +91,13 @@ def main() -> None:
                     row.seconds += time.monotonic() - started
                     assert len(pixels) >= row.frames, (row.name, pixels.shape)
                     row.score(pixels, joins)
-    report(args, truth, rows)
+    report(args, [truth, through_vae], rows)
 
 
-def report(args, truth: Row, rows: list[Row]) -> None:
+def report(args, references: list[Row], rows: list[Row]) -> None:
     print(f"small world: {args.images} held-out first frames x seeds {args.seeds}, {args.steps} euler steps, "
           f"{WorldConfig().size} px square; mean +- std over the {args.images * len(args.seeds)} videos")
-    print_table([truth, *rows])
+    print_table([*references, *rows])
     by_name = {row.name: row for row in rows}
     base, long_base, ex = (by_name[n] for n in ("base, trained length", "base, extended length",
                                                   "ExVideo, extended length"))
