@@ -10,7 +10,7 @@ The same images and seeds for every row. UNet block evaluations are counted
 through ComfyUI's block patches, in full and cached calls alike; the time
 is each row's own, in this one run.
 
-    .venv/bin/python benchmarks/sampling_cache.py           # 3 images x seed 1, 25 steps
+    .venv/bin/python benchmarks/sampling_cache.py           # 2 images x seed 1, 25 steps
     .venv/bin/python benchmarks/sampling_cache.py --toy     # random weights, 1 image, 4 steps: the machinery
 
 Goal (#25): at least 1.8x fewer block evaluations, with persistence and
@@ -50,7 +50,7 @@ def caches(model) -> dict:
 
 
 def main() -> None:
-    args = benchmark_arguments(__doc__, images=3, seeds=[1], toy_steps=4)
+    args = benchmark_arguments(__doc__, images=2, seeds=[1], toy_steps=4)
     world = load_world(args.toy)
     counter = BlockCounter()
     models = {name: counter.attach(model) for name, model in caches(world.exvideo).items()}

@@ -12,7 +12,7 @@ scored by the world's metrics from the pixels alone:
            ExVideo past its table, 120 frames, by Continue Video (plain, with the reference image, with
            anchored colour) and by native context windows
 
-    .venv/bin/python benchmarks/small_world.py                    # 3 images x seed 1, 25 steps
+    .venv/bin/python benchmarks/small_world.py                    # 2 images x seed 1, 25 steps
     .venv/bin/python benchmarks/small_world.py --toy              # random weights, 1 image, 2 steps: the machinery
 
 Each cell is the mean over images and seeds, with its standard deviation.
@@ -42,7 +42,7 @@ SIMILAR = 0.9  # ExVideo at the extended length keeps at least this share of the
 
 
 def main() -> None:
-    args = benchmark_arguments(__doc__, images=3, seeds=[1], toy_steps=2)
+    args = benchmark_arguments(__doc__, images=2, seeds=[1], toy_steps=2)
     world = load_world(args.toy)
     base, exvideo, encoders = world.base, world.exvideo, world.encoders
     decode = lambda samples: generate.decode(encoders, samples)  # noqa: E731
