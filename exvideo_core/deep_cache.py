@@ -20,8 +20,9 @@ How it rides on the host, as native EasyCache does (comfy_extras/nodes_easycache
   places, so the skip stack, chunking and ExVideo's blocks work unchanged.
 
 ComfyUI evaluates some things separately within one step: cond and uncond
-when they do not fit one batch, each context window. Each has its own
-kept feature and its own count of calls (`cache_key`).
+when they do not fit one batch, each context window, and each conditioning
+a guider samples with (ExVideo Keyframes runs a start and an end one). Each
+has its own kept feature and its own count of calls (`cache_key`).
 """
 
 from __future__ import annotations
@@ -114,9 +115,10 @@ class DeepCache:
 
 
 def cache_key(x: torch.Tensor, transformer_options: dict) -> tuple:
+    """What one call's deep feature belongs to: its conditionings (by their uuids), its batch and its window."""
     window = transformer_options.get("context_window")
-    return (tuple(transformer_options.get("cond_or_uncond", ())), tuple(x.shape),
-            tuple(window.index_list) if window is not None else None)
+    return (tuple(transformer_options.get("uuids", ())), tuple(transformer_options.get("cond_or_uncond", ())),
+            tuple(x.shape), tuple(window.index_list) if window is not None else None)
 
 
 def forward_wrapper(executor, x, timesteps, context, y, control, transformer_options, **kwargs):

@@ -1,5 +1,7 @@
 """The deep cache: a cached call is the full forward with the deep blocks' output given, and fewer blocks run."""
 
+import types
+
 import pytest
 import torch
 
@@ -101,7 +103,32 @@ def test_bad_settings_are_refused(settings, message):
         DeepCacheSettings(**settings)
 
 
-def test_a_depth_past_the_unet_is_refused(base):
-    blocks = len(base.model.diffusion_model.input_blocks)
-    with pytest.raises(InputError, match=f"can be at most {blocks - 1}"):
-        with_deep_cache(base, DeepCacheSettings(interval=2, depth=blocks))
+def test_a_depth_past_a_smaller_unet_is_refused():
+    unet = types.SimpleNamespace(input_blocks=[None] * 4, output_blocks=[None] * 4)
+    model = types.SimpleNamespace(model=types.SimpleNamespace(diffusion_model=unet))
+    with pytest.raises(InputError, match="can be at most 3"):
+        with_deep_cache(model, DeepCacheSettings(interval=2, depth=4))
+
+
+def test_keyframes_forward_and_reversed_passes_keep_their_own_features(exvideo, clip_vision, vae, monkeypatch):
+    """Both passes of a step batch cond and uncond alike; only their conditionings tell them apart."""
+    from exvideo_core import deep_cache
+    from exvideo_core.keyframes import sample_between
+    from exvideo_core.sampling import SamplingSettings, image_to_video_conditioning
+
+    runs = []
+
+    class RecordedRun(CacheRun):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            runs.append(self)
+
+    monkeypatch.setattr(deep_cache, "CacheRun", RecordedRun)
+    settings = SamplingSettings(steps=4, seed=1)
+    images = torch.rand(2, 128, 128, 3, generator=torch.Generator().manual_seed(0))
+    start, end = (image_to_video_conditioning(clip_vision, vae, images[i:i + 1], 128, 128, FRAMES, settings)
+                  for i in range(2))
+    cached = with_deep_cache(exvideo, DeepCacheSettings(interval=2))
+    sample_between(cached, start[:2], end[:2], start[2], settings)
+    (run,) = runs
+    assert len(run.features) == 2 and (run.full_calls, run.cached_calls) == (4, 4)
