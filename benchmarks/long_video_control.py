@@ -17,6 +17,7 @@ step inside the video.
 """
 
 import dataclasses
+import pathlib
 import statistics
 import time
 
@@ -27,6 +28,7 @@ from common import setup_paths
 
 setup_paths()
 
+from exvideo_core.frames import contact_sheet, write_png  # noqa: E402
 from exvideo_core.keyframes import KeyframeVideo, keyframe_video  # noqa: E402
 from exvideo_harness.small_world import generate  # noqa: E402
 from exvideo_harness.small_world.latents import POOL_FRAMES  # noqa: E402
@@ -42,7 +44,7 @@ def distance(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def main() -> None:
-    args = benchmark_arguments(__doc__, images=2, seeds=[1], toy_steps=2)
+    args = benchmark_arguments(__doc__, images=2, seeds=[1], toy_steps=2, sheets=True)
     world = load_world(args.toy)
     size = WorldConfig().size
     rows = {"unconstrained": Row("unconstrained", POOL_FRAMES),
@@ -72,12 +74,22 @@ def main() -> None:
                     made[name] = make()
                     rows[name].seconds += time.monotonic() - started
                     rows[name].score(made[name])
+                if args.sheets and clip_seed == 0 and seed == args.seeds[0]:
+                    write_sheets(args.sheets, truth, made)
                 ends["unconstrained"].append(distance(made["unconstrained"][0], truth[0]))
                 ends["keyframes, first to 40th"].append(distance(made["keyframes, first to 40th"][-1], truth[-1]))
                 loop = made["loop"]
                 loop_seams.append(distance(loop[-1], loop[0]))
                 loop_steps.append(float(np.abs(np.diff(loop, axis=0)).mean()))
     report(args, rows, ends, loop_seams, loop_steps)
+
+
+def write_sheets(folder: pathlib.Path, truth: np.ndarray, made: dict) -> None:
+    """The first clip's videos as contact sheets (every 4th frame), the world's own clip first."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, frames in {"the world": truth, **made}.items():
+        sheet = contact_sheet(torch.from_numpy(np.ascontiguousarray(frames)), columns=10, max_frames=10)
+        write_png(sheet, folder / f"keyframes_{name.split(',')[0].replace(' ', '_')}.png")
 
 
 def report(args, rows: dict, ends: dict, loop_seams: list, loop_steps: list) -> None:

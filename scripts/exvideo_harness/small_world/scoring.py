@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import pathlib
 import statistics
 
 import numpy as np
@@ -22,7 +23,8 @@ from .latents import POOL_FRAMES
 FIELDS = ("persistence", "motion", "acceleration", "drift", "step_change")
 
 
-def benchmark_arguments(description: str, images: int, seeds: list[int], toy_steps: int = 2) -> argparse.Namespace:
+def benchmark_arguments(description: str, images: int, seeds: list[int], toy_steps: int = 2, sheets: bool = False
+                        ) -> argparse.Namespace:
     """A small world benchmark's command line: --images (held-out world seeds 0..N-1), --seeds, --steps, --toy.
 
     --toy: random weights, one image, one seed, `toy_steps` steps: the machinery, no claim.
@@ -32,6 +34,8 @@ def benchmark_arguments(description: str, images: int, seeds: list[int], toy_ste
     parser.add_argument("--seeds", type=int, nargs="+", default=seeds)
     parser.add_argument("--steps", type=int, default=generate.EXVIDEO_SETTINGS.steps)
     parser.add_argument("--toy", action="store_true", help=f"random weights, 1 image, {toy_steps} steps")
+    if sheets:
+        parser.add_argument("--sheets", type=pathlib.Path, help="write the first image's videos as contact sheets here")
     args = parser.parse_args()
     if args.toy:
         args.images, args.seeds, args.steps = 1, [1], toy_steps
