@@ -40,7 +40,7 @@ from .world import WorldConfig, make_clip
 
 CLIP_FOLDER = "small_world_clips"
 RUN_NAME = "small_world_40f"
-RECIPE = {"stage": "extension", "frames": POOL_FRAMES, "clips": 128, "steps": 300, "mode": "full",
+RECIPE = {"stage": "extension", "frames": POOL_FRAMES, "clips": 128, "steps": 240, "mode": "full",
           "learning_rate": 1e-4, "seed": 3, "layout": "diffsynth"}
 
 
