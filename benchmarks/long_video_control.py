@@ -17,8 +17,6 @@ step inside the video.
 """
 
 import dataclasses
-import pathlib
-import statistics
 import time
 
 import numpy as np
@@ -28,11 +26,11 @@ from common import setup_paths
 
 setup_paths()
 
-from exvideo_core.frames import contact_sheet, write_png  # noqa: E402
 from exvideo_core.keyframes import KeyframeVideo, keyframe_video  # noqa: E402
 from exvideo_harness.small_world import generate  # noqa: E402
 from exvideo_harness.small_world.latents import POOL_FRAMES  # noqa: E402
-from exvideo_harness.small_world.scoring import benchmark_arguments, Row, load_world, print_table  # noqa: E402
+from exvideo_harness.small_world.scoring import (Row, benchmark_arguments, load_world, nanmean,  # noqa: E402
+                                                 print_table, write_sheet)
 from exvideo_harness.small_world.world import WorldConfig, make_clip  # noqa: E402
 
 WITHIN = 0.10
@@ -74,8 +72,9 @@ def main() -> None:
                     made[name] = make()
                     rows[name].seconds += time.monotonic() - started
                     rows[name].score(made[name])
-                if args.sheets and clip_seed == 0 and seed == args.seeds[0]:
-                    write_sheets(args.sheets, truth, made)
+                if clip_seed == 0 and seed == args.seeds[0]:
+                    for name, frames in {"the world": truth, **made}.items():
+                        write_sheet(args.sheets, f"keyframes {name.split(',')[0]}", frames)
                 ends["unconstrained"].append(distance(made["unconstrained"][0], truth[0]))
                 ends["keyframes, first to 40th"].append(distance(made["keyframes, first to 40th"][-1], truth[-1]))
                 loop = made["loop"]
@@ -84,20 +83,12 @@ def main() -> None:
     report(args, rows, ends, loop_seams, loop_steps)
 
 
-def write_sheets(folder: pathlib.Path, truth: np.ndarray, made: dict) -> None:
-    """The first clip's videos as contact sheets (every 4th frame), the world's own clip first."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, frames in {"the world": truth, **made}.items():
-        sheet = contact_sheet(torch.from_numpy(np.ascontiguousarray(frames)), columns=10, max_frames=10)
-        write_png(sheet, folder / f"keyframes_{name.split(',')[0].replace(' ', '_')}.png")
-
-
 def report(args, rows: dict, ends: dict, loop_seams: list, loop_steps: list) -> None:
     print(f"keyframes and loops on the small world: ExVideo at {POOL_FRAMES} frames, {args.images} held-out clips x "
           f"seeds {args.seeds}, {args.steps} euler steps")
     print_table(list(rows.values()))
     free, keyed = rows["unconstrained"], rows["keyframes, first to 40th"]
-    first_error, end_error = statistics.mean(ends["unconstrained"]), statistics.mean(ends["keyframes, first to 40th"])
+    first_error, end_error = nanmean(ends["unconstrained"]), nanmean(ends["keyframes, first to 40th"])
     print("\ngoals:")
     print(f"  end frame to its image {end_error:.4f} against the first frame to its image (unconstrained) "
           f"{first_error:.4f}: ratio {end_error / max(first_error, 1e-9):.2f}  (goal <= 1: "
@@ -107,7 +98,7 @@ def report(args, rows: dict, ends: dict, loop_seams: list, loop_steps: list) -> 
             ratio = row.stat(field)[0] / max(free.stat(field)[0], 1e-9)
             print(f"  {row.name}, {field:11s} / unconstrained: {ratio:.3f}  (goal within {WITHIN:.0%}: "
                   f"{'met' if abs(1 - ratio) <= WITHIN else 'NOT met'})")
-    seam, step = statistics.mean(loop_seams), statistics.mean(loop_steps)
+    seam, step = nanmean(loop_seams), nanmean(loop_steps)
     print(f"  loop seam (last frame to first) {seam:.4f} against a step inside {step:.4f}: ratio "
           f"{seam / max(step, 1e-9):.2f}  (goal <= 1: {'met' if seam <= step else 'NOT met'})")
     print(f"  time a video, keyframes / unconstrained: {keyed.seconds / max(free.seconds, 1e-9):.2f}")

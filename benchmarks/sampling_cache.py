@@ -30,7 +30,7 @@ setup_paths()
 from exvideo_core.deep_cache import DeepCacheSettings, with_deep_cache  # noqa: E402
 from exvideo_harness.small_world import generate  # noqa: E402
 from exvideo_harness.small_world.latents import POOL_FRAMES  # noqa: E402
-from exvideo_harness.small_world.scoring import benchmark_arguments, BlockCounter, Row, load_world, print_table  # noqa: E402
+from exvideo_harness.small_world.scoring import BlockCounter, Row, benchmark_arguments, load_world, print_table  # noqa: E402
 
 FEWER_BLOCKS = 1.8
 WITHIN = 0.05

@@ -20,7 +20,6 @@ The goals are printed as ratios with their thresholds, met or not.
 """
 
 import dataclasses
-import statistics
 import time
 
 import torch
@@ -31,7 +30,8 @@ setup_paths()
 
 from exvideo_harness.small_world import generate  # noqa: E402
 from exvideo_harness.small_world.latents import POOL_FRAMES  # noqa: E402
-from exvideo_harness.small_world.scoring import benchmark_arguments, Row, load_world, print_table  # noqa: E402
+from exvideo_harness.small_world.scoring import (Row, benchmark_arguments, load_world, nanmean,  # noqa: E402
+                                                 print_table, write_sheet)
 from exvideo_harness.small_world.world import WorldConfig, make_clip  # noqa: E402
 
 BASE_FRAMES = 8
@@ -42,7 +42,7 @@ SIMILAR = 0.9  # ExVideo at the extended length keeps at least this share of the
 
 
 def main() -> None:
-    args = benchmark_arguments(__doc__, images=2, seeds=[1], toy_steps=2)
+    args = benchmark_arguments(__doc__, images=2, seeds=[1], toy_steps=2, sheets=True)
     world = load_world(args.toy)
     base, exvideo, encoders = world.base, world.exvideo, world.encoders
     decode = lambda samples: generate.decode(encoders, samples)  # noqa: E731
@@ -91,6 +91,8 @@ def main() -> None:
                     row.seconds += time.monotonic() - started
                     assert len(pixels) >= row.frames, (row.name, pixels.shape)
                     row.score(pixels, joins)
+                    if image_seed == 0 and seed == args.seeds[0]:
+                        write_sheet(args.sheets, row.name, pixels)
     report(args, [truth, through_vae], rows)
 
 
@@ -114,11 +116,11 @@ def report(args, references: list[Row], rows: list[Row]) -> None:
     for row in rows:
         if not row.seams:
             continue
-        join = statistics.mean(s.join_change for s in row.seams)
-        inside = statistics.mean(s.inside_change for s in row.seams)
-        spread = statistics.mean(s.inside_spread for s in row.seams)
-        persistence = statistics.mean(s.join_persistence for s in row.seams)
-        inside_persistence = statistics.mean(s.inside_persistence for s in row.seams)
+        join = nanmean(s.join_change for s in row.seams)
+        inside = nanmean(s.inside_change for s in row.seams)
+        spread = nanmean(s.inside_spread for s in row.seams)
+        persistence = nanmean(s.join_persistence for s in row.seams)
+        inside_persistence = nanmean(s.inside_persistence for s in row.seams)
         print(f"  {row.name}: frame change at seams {join:.4f} against {inside:.4f} +- {spread:.4f} inside "
               f"(ratio {join / max(inside, 1e-9):.2f}; goal within the spread: "
               f"{'met' if abs(join - inside) <= spread else 'NOT met'}); persistence across seams "

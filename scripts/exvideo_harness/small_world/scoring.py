@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import pathlib
-import statistics
 
 import numpy as np
 import torch
@@ -82,11 +82,37 @@ class Row:
             self.seams.append(metrics.seams(pixels, list(joins), tracks))
 
     def stat(self, field: str) -> tuple[float, float]:
-        values = [getattr(r, field) for r in self.reports]
-        return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+        """Mean and standard deviation over the videos where the score is defined (acceleration needs a track)."""
+        values = np.array([getattr(r, field) for r in self.reports], dtype=np.float64)
+        values = values[np.isfinite(values)]
+        if not len(values):
+            return math.nan, math.nan
+        return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
 
     def per_video(self, total: float) -> float:
         return total / max(1, len(self.reports))
+
+
+def nanmean(values) -> float:
+    """The mean of the defined values (NaN where none is)."""
+    values = np.array(list(values), dtype=np.float64)
+    values = values[np.isfinite(values)]
+    return float(values.mean()) if len(values) else math.nan
+
+
+SHEET_FRAMES = 10  # frames a contact sheet shows, evenly spaced, first and last included
+
+
+def write_sheet(folder: pathlib.Path | None, name: str, frames: np.ndarray) -> None:
+    """`frames` (t h w 3, in [0, 1]) as a one-row contact sheet `folder/<name as a slug>.png`; no folder: nothing."""
+    if folder is None:
+        return
+    from exvideo_core.frames import contact_sheet, write_png
+
+    folder.mkdir(parents=True, exist_ok=True)
+    slug = "".join(c if c.isalnum() else "_" for c in name.lower()).strip("_")
+    sheet = contact_sheet(torch.from_numpy(np.ascontiguousarray(frames)), SHEET_FRAMES, SHEET_FRAMES)
+    write_png(sheet, folder / f"{slug}.png")
 
 
 def print_table(rows: list[Row]) -> None:
