@@ -159,12 +159,11 @@ def _keeping_feature(transformer_options: dict, run: CacheRun, key: tuple, first
 
 def _transformers_before_output(unet: torch.nn.Module, index: int) -> int:
     """How many transformer layers run before output block `index` in a full forward."""
-    count = 0
-    for layer in unet_map(unet):
-        if layer.name.startswith(f"output_blocks.{index}."):
-            return count
-        count += layer.kind == TEMPORAL_TRANSFORMER
-    raise ValueError(f"no output block {index}")
+    def before(name: str) -> bool:
+        part, _, rest = name.partition(".")
+        return part != "output_blocks" or int(rest.split(".")[0]) < index
+
+    return sum(layer.kind == TEMPORAL_TRANSFORMER and before(layer.name) for layer in unet_map(unet))
 
 
 def shallow_forward(unet, x, timesteps, context, y, transformer_options: dict, depth: int, deep_feature: torch.Tensor,
