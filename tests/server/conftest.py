@@ -25,7 +25,7 @@ def comfy_server(module_scratch) -> ComfyServer:
 def models(comfy_server):
     """The random-weight SVD-XT and ExVideo files in the server, under the names the templates use."""
     comfy_server.install_model("checkpoints", svd_xt_checkpoint_path(), "svd_xt.safetensors")
-    comfy_server.install_model("exvideo", exvideo_checkpoint_path(16, FULL), "ExVideo-SVD-128f-v1.safetensors")
+    comfy_server.install_model("exvideo", exvideo_checkpoint_path(128, FULL), "ExVideo-SVD-128f-v1.safetensors")
 
 
 @pytest.fixture(scope="module")

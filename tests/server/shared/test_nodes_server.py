@@ -25,7 +25,7 @@ def names(comfy_server, module_scratch):
     (bad / "random_bytes.safetensors").write_bytes(bytes(range(256)) * 40)
     return {
         "ckpt": install("checkpoints", svd_xt_checkpoint_path(), "svd_xt.safetensors"),
-        "exvideo": install("exvideo", exvideo_checkpoint_path(16, FULL), "ExVideo-SVD-128f-v1.safetensors"),
+        "exvideo": install("exvideo", exvideo_checkpoint_path(128, FULL), "ExVideo-SVD-128f-v1.safetensors"),
         "exvideo_short": install("exvideo", exvideo_checkpoint_path(TABLE, FULL),
                                  f"ExVideo-SVD-{TABLE}f.safetensors"),
         "svd_in_exvideo_slot": install("exvideo", svd_xt_checkpoint_path(), "svd_xt_misplaced.safetensors"),

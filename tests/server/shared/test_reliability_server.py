@@ -118,7 +118,7 @@ def names(comfy_server, files):
     install = comfy_server.install_model
     result = {
         "ckpt": install("checkpoints", svd_xt_checkpoint_path(), "svd_xt.safetensors"),
-        "exvideo": install("exvideo", exvideo_checkpoint_path(16, FULL), "ExVideo-SVD-16f.safetensors"),
+        "exvideo": install("exvideo", exvideo_checkpoint_path(128, FULL), "ExVideo-SVD-128f-v1.safetensors"),
         "sd15_ckpt": install("checkpoints", files["sd15_ckpt"]),
         "nan_lora": install("loras", files["nan_lora"]),
     }
