@@ -103,10 +103,8 @@ def continue_video(model, clip_vision, vae, previous_latent: dict, frames: int, 
     scale = vae.spacial_compression_encode()
     condition = last_frame(vae, previous) if previous_images is None else previous_images[-1:]
     positive, negative, _ = image_to_video_conditioning(
-        clip_vision, vae, condition, latent_width * scale, latent_height * scale, frames, settings)
-    if reference_image is not None:
-        embedding = clip_vision.encode_image(reference_image[:1]).image_embeds.unsqueeze(0)
-        positive = [[embedding.to(positive[0][0]), positive[0][1]]]
+        clip_vision, vae, condition, latent_width * scale, latent_height * scale, frames, settings,
+        embedding_image=reference_image)
     out = sample_video(model, positive, negative, latent, settings, callback=callback)["samples"]
     if anchor:
         out = anchor_colour(out, previous[:frames].to(out), overlap)

@@ -42,16 +42,19 @@ class SamplingSettings:
 
 
 def image_to_video_conditioning(clip_vision, vae, image: torch.Tensor, width: int, height: int, frames: int,
-                                settings: SamplingSettings = SamplingSettings()):
+                                settings: SamplingSettings = SamplingSettings(), *,
+                                embedding_image: torch.Tensor | None = None):
     """Positive/negative SVD conditioning and an empty latent for `frames` frames.
 
     image: IMAGE (b h w c) in [0, 1]; only its first frame is used. Unlike
     the native node, the augmentation noise is seeded, so a seed reproduces
-    a video exactly.
+    a video exactly. `embedding_image`: the CLIP embedding comes from this
+    image's first frame instead (the latent still comes from `image`).
     """
     check_video_size(width, height)
     image = image[:1]
-    image_emb = clip_vision.encode_image(image).image_embeds.unsqueeze(0)  # (1 1 c)
+    embedding_source = image if embedding_image is None else embedding_image[:1]
+    image_emb = clip_vision.encode_image(embedding_source).image_embeds.unsqueeze(0)  # (1 1 c)
     pixels = comfy.utils.common_upscale(image.movedim(-1, 1), width, height, "bilinear", "center").movedim(1, -1)
     pixels = pixels[..., :3]
     if settings.augmentation_level > 0:

@@ -205,6 +205,7 @@ def test_the_options_reach_the_sampler(base, vae, previous, monkeypatch):
                          SamplingSettings(steps=1, seed=2), previous_images=last_image(), reference_image=reference,
                          anchor=True)["samples"]
     (positive,) = sampled
+    assert len(clip_vision.images) == 1, "the last frame's embedding was computed and thrown away"
     torch.testing.assert_close(positive[0][0][0], clip_vision.encode_image(reference).image_embeds)
     assert not torch.allclose(positive[0][0][0], clip_vision.encode_image(last_image()).image_embeds)
     expected = image_to_video_conditioning(StubClipVision(), vae, last_image(), 8 * LATENT_HW, 8 * LATENT_HW,
