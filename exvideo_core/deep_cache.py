@@ -91,6 +91,14 @@ class CacheRun:
     cached_calls: int = 0
     blocks_run: int = 0
     blocks_skipped: int = 0
+    transformers_before_shallow_end: int | None = None  # the same for every call: counted on the first
+
+    def transformer_index_at_shallow_end(self, unet: torch.nn.Module) -> int:
+        """How many transformer layers a full forward runs before the shallow end, counted once per run."""
+        if self.transformers_before_shallow_end is None:
+            self.transformers_before_shallow_end = _transformers_before_output(
+                unet, len(unet.output_blocks) - self.settings.depth)
+        return self.transformers_before_shallow_end
 
     def block_ratio(self) -> float:
         """UNet block evaluations without the cache over those with it."""
@@ -141,7 +149,8 @@ def forward_wrapper(executor, x, timesteps, context, y, control, transformer_opt
     run.cached_calls += 1
     run.blocks_run += 2 * depth
     run.blocks_skipped += blocks - 2 * depth
-    return shallow_forward(unet, x, timesteps, context, y, transformer_options, depth, run.features[key], **kwargs)
+    return shallow_forward(unet, x, timesteps, context, y, transformer_options, depth, run.features[key],
+                           run.transformer_index_at_shallow_end(unet), **kwargs)
 
 
 def _keeping_feature(transformer_options: dict, run: CacheRun, key: tuple, first_shallow: int) -> dict:
@@ -167,11 +176,13 @@ def _transformers_before_output(unet: torch.nn.Module, index: int) -> int:
 
 
 def shallow_forward(unet, x, timesteps, context, y, transformer_options: dict, depth: int, deep_feature: torch.Tensor,
-                    **kwargs) -> torch.Tensor:
+                    shallow_end_transformer_index: int, **kwargs) -> torch.Tensor:
     """`UNetModel._forward` (ComfyUI 0.3.75) with the blocks between the shallow ends replaced by `deep_feature`.
 
     The same embedding, patches and block arguments as the host's loop, so
-    every patch sees the block ids and transformer indices of a full call.
+    every patch sees the block ids and transformer indices of a full call;
+    `shallow_end_transformer_index` is the index the host's loop has reached
+    when it enters the shallow end.
     """
     transformer_options["original_shape"] = list(x.shape)
     transformer_options["transformer_index"] = 0
@@ -197,7 +208,7 @@ def shallow_forward(unet, x, timesteps, context, y, transformer_options: dict, d
             h = patch(h, transformer_options)
 
     first_shallow = len(unet.output_blocks) - depth
-    transformer_options["transformer_index"] = _transformers_before_output(unet, first_shallow)
+    transformer_options["transformer_index"] = shallow_end_transformer_index
     h = deep_feature
     for index in range(first_shallow, len(unet.output_blocks)):
         transformer_options["block"] = ("output", index)

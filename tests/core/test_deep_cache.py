@@ -60,6 +60,24 @@ def test_block_patches_and_the_host_stack_run_in_cached_calls(exvideo):
     torch.testing.assert_close(full, reference, rtol=0, atol=1e-6)
 
 
+def test_patches_in_the_shallow_end_see_the_full_calls_transformer_indices(exvideo):
+    """Attention patches are keyed by (block, transformer_index): a cached call must count as a full one does."""
+    seen = []
+
+    def record(h, skip, options):
+        seen.append((options["block"], options["transformer_index"]))
+        return h, skip
+
+    patched = exvideo.clone()
+    patched.set_model_output_block_patch(record)
+    depth = 2
+    _, run = cached_calls(patched, DeepCacheSettings(interval=3, depth=depth), [1.0, 1.0, 1.0])
+    outputs = len(exvideo.model.diffusion_model.output_blocks)
+    full, first_cached, second_cached = seen[:outputs], seen[outputs:outputs + depth], seen[outputs + depth:]
+    assert first_cached == second_cached == full[-depth:]
+    assert run.transformers_before_shallow_end == full[-depth][1] > 0
+
+
 def test_cached_calls_run_only_the_shallow_blocks(exvideo, block_calls):
     calls = block_calls
     outputs, run = cached_calls(exvideo, DeepCacheSettings(interval=3, depth=2), [4.0, 3.0, 2.0, 1.0])
