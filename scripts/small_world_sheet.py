@@ -2,7 +2,7 @@
 
     .venv/bin/python -P scripts/small_world_sheet.py            # writes docs/images/small_world_40_frames.png
 
-Rows, every 4th frame of 40: the world itself (the clip the first frame
+Rows, the same evenly spaced frames of 40 as the benchmarks' sheets: the world itself (the clip the first frame
 comes from), the base (trained on 8 frames) asked for 40, and the base with
 the ExVideo extension post-tuned to 40. Same first frame, settings and seed
 as benchmarks/small_world.py.
@@ -20,21 +20,19 @@ import comfy.cli_args
 if not torch.cuda.is_available():
     comfy.cli_args.args.cpu = True
 
-from exvideo_core.frames import rgb_uint8, write_png  # noqa: E402
+from exvideo_core.frames import contact_sheet, write_png  # noqa: E402
 from exvideo_harness.cache import REPO_ROOT  # noqa: E402
 from exvideo_harness.small_world import generate  # noqa: E402
 from exvideo_harness.small_world.latents import POOL_FRAMES  # noqa: E402
-from exvideo_harness.small_world.scoring import load_world  # noqa: E402
+from exvideo_harness.small_world.scoring import SHEET_FRAMES, load_world  # noqa: E402
 from exvideo_harness.small_world.world import make_clip  # noqa: E402
 
-STRIDE = 4
 LABEL_WIDTH = 150
 
 
 def strip(frames: np.ndarray, label: str) -> np.ndarray:
-    """Every STRIDE-th frame in a row, after a label."""
-    picks = [rgb_uint8(torch.from_numpy(np.ascontiguousarray(f))) for f in frames[::STRIDE]]
-    row = np.concatenate(picks, axis=1)
+    """The benchmarks' one-row contact sheet of `frames` (t h w 3, in [0, 1]), after a label."""
+    row = contact_sheet(torch.from_numpy(np.ascontiguousarray(frames)), SHEET_FRAMES, SHEET_FRAMES)
     tag = Image.new("RGB", (LABEL_WIDTH, row.shape[0]), (255, 255, 255))
     ImageDraw.Draw(tag).multiline_text((8, row.shape[0] // 2 - 14), label, fill=(0, 0, 0))
     return np.concatenate([np.asarray(tag), row], axis=1)
