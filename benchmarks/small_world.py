@@ -121,9 +121,14 @@ def report(args, references: list[Row], rows: list[Row]) -> None:
         spread = nanmean(s.inside_spread for s in row.seams)
         persistence = nanmean(s.join_persistence for s in row.seams)
         inside_persistence = nanmean(s.inside_persistence for s in row.seams)
+        colour = nanmean(s.join_colour_change for s in row.seams)
+        inside_colour = nanmean(s.inside_colour_change for s in row.seams)
+        colour_spread = nanmean(s.inside_colour_spread for s in row.seams)
         print(f"  {row.name}: frame change at seams {join:.4f} against {inside:.4f} +- {spread:.4f} inside "
               f"(ratio {join / max(inside, 1e-9):.2f}; goal within the spread: "
-              f"{'met' if abs(join - inside) <= spread else 'NOT met'}); persistence across seams "
+              f"{'met' if abs(join - inside) <= spread else 'NOT met'}); colour change at seams {colour:.4f} "
+              f"against {inside_colour:.4f} +- {colour_spread:.4f} inside (goal within the spread: "
+              f"{'met' if abs(colour - inside_colour) <= colour_spread else 'NOT met'}); persistence across seams "
               f"{persistence:.3f} against {inside_persistence:.3f} inside")
 
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 
 import numpy as np
 from scipy import ndimage
@@ -184,6 +185,9 @@ class SeamReport:
     inside_acceleration: float
     join_persistence: float  # share of objects found on both sides of the joins
     inside_persistence: float
+    join_colour_change: float  # mean RGB change of the background and the tracked objects across the joins
+    inside_colour_change: float  # the same between consecutive frames inside the clips
+    inside_colour_spread: float  # its standard deviation over those steps
 
     @property
     def change_ratio(self) -> float:
@@ -205,6 +209,7 @@ def seams(frames: np.ndarray, joins: list[int], tracks: Tracks | None = None) ->
     # A join between frames j-1 and j has its acceleration measured at both frames around it.
     join_frames = sorted({f for j in joins for f in (j - 1, j) if 0 < f < len(frames) - 1})
     inside_frames = [f for f in range(1, len(frames) - 1) if f not in join_frames]
+    colour_steps = _colour_steps(tracks)
     return SeamReport(
         join_change=float(steps[at_join].mean()) if at_join.any() else math.nan,
         inside_change=float(steps[~at_join].mean()),
@@ -213,4 +218,22 @@ def seams(frames: np.ndarray, joins: list[int], tracks: Tracks | None = None) ->
         inside_acceleration=float(np.nanmean(acc[:, inside_frames])),
         join_persistence=float(both[:, at_join].mean()) if at_join.any() and both.size else math.nan,
         inside_persistence=float(both[:, ~at_join].mean()) if both.size else math.nan,
+        join_colour_change=float(np.nanmean(colour_steps[at_join])) if at_join.any() else math.nan,
+        inside_colour_change=float(np.nanmean(colour_steps[~at_join])),
+        inside_colour_spread=float(np.nanstd(colour_steps[~at_join])),
     )
+
+
+def _colour_steps(tracks: Tracks) -> np.ndarray:
+    """Per step k (frame k -> k+1): the mean RGB change of the background and of each object found on both frames.
+
+    The drift users see at a join is a jump in these colours, which a mean
+    pixel change mixes up with the objects' motion.
+    """
+    background = np.linalg.norm(np.diff(tracks.backgrounds, axis=0), axis=-1)[None]  # (1 steps)
+    objects = np.linalg.norm(np.diff(tracks.colours, axis=1), axis=-1)  # (n steps); NaN where either is absent
+    objects[~(tracks.found[:, :-1] & tracks.found[:, 1:])] = np.nan
+    changes = np.concatenate([background, objects])
+    with warnings.catch_warnings():  # a step where nothing was found on both frames has no colour change: NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(changes, axis=0)

@@ -79,6 +79,7 @@ def test_seamless_joins_look_like_the_inside(clips):
     report = metrics.seams(clips[1].frames, [8, 16, 24])
     assert report.join_persistence == report.inside_persistence == 1.0
     assert abs(report.join_change - report.inside_change) <= 3 * report.inside_spread + 1e-3
+    assert abs(report.join_colour_change - report.inside_colour_change) <= 3 * report.inside_colour_spread + 1e-3
 
 
 def test_a_jump_at_a_join_is_seen(clips):
@@ -87,3 +88,13 @@ def test_a_jump_at_a_join_is_seen(clips):
     report = metrics.seams(jumped, [16])
     assert report.change_ratio > 3
     assert report.join_persistence < report.inside_persistence
+
+
+def test_a_colour_jump_at_a_join_is_seen_apart_from_motion(clips):
+    """A continuation that drifts in colour: from frame 16 on every colour is tinted, while motion goes on."""
+    frames = clips[1].frames.copy()
+    frames[16:] = 0.9 * frames[16:] + 0.1 * np.array([0.9, 0.6, 0.1], dtype=np.float32)
+    tinted, clean = metrics.seams(frames, [16]), metrics.seams(clips[1].frames, [16])
+    assert tinted.join_colour_change > tinted.inside_colour_change + 3 * tinted.inside_colour_spread
+    assert clean.join_colour_change <= clean.inside_colour_change + 3 * clean.inside_colour_spread
+    assert tinted.join_persistence == 1.0
