@@ -74,6 +74,42 @@ def test_the_dataset_the_cli_and_the_node_agree_on_the_smallest_clip(tmp_path):
     assert {name: spec.min for name, spec in sizes.items()} == {"width": MIN_PIXELS, "height": MIN_PIXELS}
 
 
+def test_min_frames_and_feature_size_are_what_reflect_padding_needs():
+    """The rule behind the limits: a reflect pad of 1 needs 2 samples along the axis it pads."""
+    pad = (1, 1, 1, 1, 1, 1)
+    smallest = torch.zeros(1, 1, constraints.MIN_FRAMES, constraints.MIN_FEATURE_SIZE, constraints.MIN_FEATURE_SIZE)
+    assert torch.nn.functional.pad(smallest, pad, mode="reflect").shape[2:] == tuple(d + 2 for d in smallest.shape[2:])
+    for axis in (2, 3, 4):
+        short = list(smallest.shape)
+        short[axis] -= 1
+        with pytest.raises(RuntimeError):
+            torch.nn.functional.pad(torch.zeros(short), pad, mode="reflect")
+
+
+def test_each_check_takes_its_smallest_value_and_refuses_one_below():
+    constraints.check_frame_count(constraints.MIN_FRAMES)
+    with pytest.raises(InputError, match=f"at least {constraints.MIN_FRAMES}"):
+        constraints.check_frame_count(constraints.MIN_FRAMES - 1)
+    smallest = constraints.MIN_LATENT_SIZE
+    constraints.check_latent_size(smallest, smallest, "clips")
+    with pytest.raises(InputError, match=f"{smallest}x{smallest - 1} latents"):
+        constraints.check_latent_size(smallest, smallest - 1, "clips")
+    feature = constraints.MIN_FEATURE_SIZE
+    constraints.check_feature_map(constraints.MIN_FRAMES, feature, feature)
+    for frames, height, width in [(constraints.MIN_FRAMES - 1, feature, feature), (2, feature - 1, feature),
+                                  (2, feature, feature - 1)]:
+        with pytest.raises(InputError, match="reflect padding"):
+            constraints.check_feature_map(frames, height, width)
+
+
+def test_video_latents_are_frames_of_four_channels():
+    samples = torch.zeros(3, constraints.LATENT_CHANNELS, 16, 16)
+    assert constraints.check_video_latent(samples) is samples
+    for shape in [(1, 3, constraints.LATENT_CHANNELS, 16, 16), (3, 3, 16, 16), (constraints.LATENT_CHANNELS, 16, 16)]:
+        with pytest.raises(InputError, match="expected SVD video latents"):
+            constraints.check_video_latent(torch.zeros(shape))
+
+
 def _module_constants(path):
     for statement in ast.parse(path.read_text(), filename=str(path)).body:
         targets = (statement.targets if isinstance(statement, ast.Assign)

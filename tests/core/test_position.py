@@ -35,3 +35,9 @@ def test_extend_keeps_trained_rows_and_adds_diffsynth_rows():
 def test_extend_refuses_to_shrink():
     with pytest.raises(ValueError, match="cannot shrink a 30-frame"):
         extend_table(torch.zeros(30, 8), 20)
+
+
+def test_extending_to_the_tables_own_length_keeps_it():
+    """Loading an extension at exactly its trained length (128 of 128) is the common case, not a shrink."""
+    trained = initial_table(30, 8) + torch.randn(30, 8)
+    assert torch.equal(extend_table(trained, 30), trained)
