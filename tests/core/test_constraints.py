@@ -75,7 +75,9 @@ def test_the_dataset_the_cli_and_the_node_agree_on_the_smallest_clip(tmp_path):
 
 
 def test_min_frames_and_feature_size_are_what_reflect_padding_needs():
-    """The rule behind the limits: a reflect pad of 1 needs 2 samples along the axis it pads."""
+    """The rule behind the limits: a reflect pad of 1 needs 2 samples along the axis it pads, and SVD's
+    deepest temporal blocks run at the latent's size halved three times."""
+    assert constraints.MIN_LATENT_SIZE == constraints.MIN_FEATURE_SIZE * 2 ** 3
     pad = (1, 1, 1, 1, 1, 1)
     smallest = torch.zeros(1, 1, constraints.MIN_FRAMES, constraints.MIN_FEATURE_SIZE, constraints.MIN_FEATURE_SIZE)
     assert torch.nn.functional.pad(smallest, pad, mode="reflect").shape[2:] == tuple(d + 2 for d in smallest.shape[2:])
@@ -92,7 +94,8 @@ def test_each_check_takes_its_smallest_value_and_refuses_one_below():
         constraints.check_frame_count(constraints.MIN_FRAMES - 1)
     smallest = constraints.MIN_LATENT_SIZE
     constraints.check_latent_size(smallest, smallest, "clips")
-    with pytest.raises(InputError, match=f"{smallest}x{smallest - 1} latents"):
+    pixels = f"{smallest * constraints.VAE_DOWNSCALE}x{(smallest - 1) * constraints.VAE_DOWNSCALE} pixels"
+    with pytest.raises(InputError, match=rf"{smallest}x{smallest - 1} latents \({pixels}\)"):
         constraints.check_latent_size(smallest, smallest - 1, "clips")
     feature = constraints.MIN_FEATURE_SIZE
     constraints.check_feature_map(constraints.MIN_FRAMES, feature, feature)
@@ -105,7 +108,8 @@ def test_each_check_takes_its_smallest_value_and_refuses_one_below():
 def test_video_latents_are_frames_of_four_channels():
     samples = torch.zeros(3, constraints.LATENT_CHANNELS, 16, 16)
     assert constraints.check_video_latent(samples) is samples
-    for shape in [(1, 3, constraints.LATENT_CHANNELS, 16, 16), (3, 3, 16, 16), (constraints.LATENT_CHANNELS, 16, 16)]:
+    for shape in [(1, 3, constraints.LATENT_CHANNELS, 16, 16), (3, 3, 16, 16), (3, 5, 16, 16),
+                  (constraints.LATENT_CHANNELS, 16, 16)]:
         with pytest.raises(InputError, match="expected SVD video latents"):
             constraints.check_video_latent(torch.zeros(shape))
 
