@@ -84,3 +84,14 @@ def test_training_clips_get_the_frames(monkeypatch, given):
     values["video_folder"] = ""  # no folder: the images input is used
     module.ExVideoTrainingClips.execute(None, None, images=given, **values)
     assert torch.equal(calls[0][0][0], FRAMES)
+
+
+@pytest.mark.parametrize("module, node, input_id, optional", [
+    ("nodes_refine", "ExVideoRefine", "images", False),
+    ("nodes_video", "ExVideoSaveMP4", "images", False),
+    ("nodes_continuation", "ExVideoContinue", "previous_images", True),
+    ("nodes_train", "ExVideoTrainingClips", "images", True),
+])
+def test_frames_are_required_where_the_node_has_nothing_else_to_work_on(module, node, input_id, optional):
+    (spec,) = [i for i in getattr(node_module(module), node).define_schema().inputs if i.id == input_id]
+    assert bool(spec.optional) is optional
