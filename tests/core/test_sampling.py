@@ -2,6 +2,7 @@
 
 import dataclasses
 
+import pytest
 import torch
 
 from comfy_extras.nodes_video_model import VideoLinearCFGGuidance
@@ -39,6 +40,8 @@ def test_renormalize_pins_every_frame_to_the_clips_statistics():
     assert torch.allclose(frame_stds, torch.full((6,), latent.std().item()), atol=1e-5)
     assert torch.allclose(renormalize_frames(latent, 1.2), 1.2 * out)
     assert torch.equal(renormalize_frames(latent, 1.2, normalize=False), 1.2 * latent)
+    # DiffSynth's SVD pipeline calls it with contrast_enhance_scale=1.2.
+    assert torch.equal(renormalize_frames(latent), renormalize_frames(latent, 1.2))
 
 
 def test_conditioning_carries_the_settings_as_native_svd_conditioning_does():
@@ -61,3 +64,28 @@ def test_conditioning_carries_the_settings_as_native_svd_conditioning_does():
             "fps": 13, "motion_bucket_id": 77, "augmentation_level": 0.0}
         torch.testing.assert_close(ours[0][1]["concat_latent_image"], native[0][1]["concat_latent_image"])
     assert latent["samples"].shape == native_latent["samples"].shape
+
+
+class RecordingVAE:
+    """Records the pixels it is asked to encode; returns zero latents of their size."""
+
+    def __init__(self):
+        self.pixels = []
+
+    def encode(self, pixels):
+        self.pixels.append(pixels)
+        return torch.zeros(1, 4, pixels.shape[1] // 8, pixels.shape[2] // 8)
+
+
+@pytest.mark.parametrize("level", [0.0, 0.1])
+def test_the_encoded_image_is_the_first_rgb_frame_plus_seeded_augmentation_noise(level):
+    from exvideo_core.sampling import image_to_video_conditioning
+    from exvideo_harness.clip_vision import StubClipVision
+
+    image = torch.rand(2, 64, 64, 4, generator=torch.Generator().manual_seed(0))  # two RGBA frames
+    vae = RecordingVAE()
+    image_to_video_conditioning(StubClipVision(), vae, image, 64, 64, 3, SamplingSettings(augmentation_level=level,
+                                                                                         seed=3))
+    noise = torch.randn(1, 64, 64, 3, generator=torch.Generator().manual_seed(3))
+    (pixels,) = vae.pixels
+    torch.testing.assert_close(pixels, image[:1, ..., :3] + level * noise)
