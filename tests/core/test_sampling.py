@@ -63,6 +63,7 @@ def test_conditioning_carries_the_settings_as_native_svd_conditioning_does():
         assert {k: ours[0][1][k] for k in keys} == {k: native[0][1][k] for k in keys} == {
             "fps": 13, "motion_bucket_id": 77, "augmentation_level": 0.0}
         torch.testing.assert_close(ours[0][1]["concat_latent_image"], native[0][1]["concat_latent_image"])
+        torch.testing.assert_close(ours[0][0], native[0][0])  # the CLIP embedding, (1 1 c)
     assert latent["samples"].shape == native_latent["samples"].shape
 
 
