@@ -85,3 +85,22 @@ def test_a_lora_for_other_weights_is_refused(weights):
                "diffusion_model.input_blocks.1.0.in_layers.2.lora_down.weight": torch.zeros(4, 32)}
     with pytest.raises(CheckpointError, match="does not fit the ExVideo extension"):
         merge_lora(weights, foreign)
+
+
+def test_a_lora_with_stray_tensors_beside_fitting_ones_is_refused(weights, lora):
+    """Half a fit is no fit: the stray tensors would be dropped without a word."""
+    with pytest.raises(CheckpointError, match="1 of its tensors name no temporal weight"):
+        merge_lora(weights, {**lora, "diffusion_model.out.2.lora_up.weight": torch.zeros(4, 4)})
+    with pytest.raises(CheckpointError, match="does not fit the ExVideo extension"):
+        merge_lora(weights, {})
+
+
+def test_adapters_of_different_alphas_are_refused(lora):
+    from exvideo_core.train.lora import adapters_alpha
+
+    adapters = adapters_from_state_dict({k: v.clone() for k, v in lora.items()}, torch.device("cpu"))
+    assert adapters_alpha(adapters) == ALPHA
+    first = next(iter(adapters.values()))
+    first.alpha.fill_(ALPHA + 1)
+    with pytest.raises(CheckpointError, match="different alphas"):
+        adapters_alpha(adapters)
