@@ -29,7 +29,7 @@ setup_paths()
 from exvideo_core.keyframes import KeyframeVideo, keyframe_video  # noqa: E402
 from exvideo_harness.small_world import generate  # noqa: E402
 from exvideo_harness.small_world.latents import POOL_FRAMES  # noqa: E402
-from exvideo_harness.small_world.scoring import (Row, benchmark_arguments, load_world, nanmean,  # noqa: E402
+from exvideo_harness.small_world.scoring import (Row, benchmark_arguments, load_world, nanmean, ratio,  # noqa: E402
                                                  print_table, write_sheet)
 from exvideo_harness.small_world.world import WorldConfig, make_clip  # noqa: E402
 
@@ -91,17 +91,17 @@ def report(args, rows: dict, ends: dict, loop_seams: list, loop_steps: list) -> 
     first_error, end_error = nanmean(ends["unconstrained"]), nanmean(ends["keyframes, first to 40th"])
     print("\ngoals:")
     print(f"  end frame to its image {end_error:.4f} against the first frame to its image (unconstrained) "
-          f"{first_error:.4f}: ratio {end_error / max(first_error, 1e-9):.2f}  (goal <= 1: "
+          f"{first_error:.4f}: ratio {ratio(end_error, first_error):.2f}  (goal <= 1: "
           f"{'met' if end_error <= first_error else 'NOT met'})")
     for row in (keyed, rows["loop"]):
         for field in ("persistence", "motion"):
-            ratio = row.stat(field)[0] / max(free.stat(field)[0], 1e-9)
-            print(f"  {row.name}, {field:11s} / unconstrained: {ratio:.3f}  (goal within {WITHIN:.0%}: "
-                  f"{'met' if abs(1 - ratio) <= WITHIN else 'NOT met'})")
+            relative = ratio(row.stat(field)[0], free.stat(field)[0])
+            print(f"  {row.name}, {field:11s} / unconstrained: {relative:.3f}  (goal within {WITHIN:.0%}: "
+                  f"{'met' if abs(1 - relative) <= WITHIN else 'NOT met'})")
     seam, step = nanmean(loop_seams), nanmean(loop_steps)
     print(f"  loop seam (last frame to first) {seam:.4f} against a step inside {step:.4f}: ratio "
-          f"{seam / max(step, 1e-9):.2f}  (goal <= 1: {'met' if seam <= step else 'NOT met'})")
-    print(f"  time a video, keyframes / unconstrained: {keyed.seconds / max(free.seconds, 1e-9):.2f}")
+          f"{ratio(seam, step):.2f}  (goal <= 1: {'met' if seam <= step else 'NOT met'})")
+    print(f"  time a video, keyframes / unconstrained: {ratio(keyed.seconds, free.seconds):.2f}")
 
 
 if __name__ == "__main__":

@@ -30,7 +30,8 @@ setup_paths()
 from exvideo_core.deep_cache import DeepCacheSettings, with_deep_cache  # noqa: E402
 from exvideo_harness.small_world import generate  # noqa: E402
 from exvideo_harness.small_world.latents import POOL_FRAMES  # noqa: E402
-from exvideo_harness.small_world.scoring import BlockCounter, Row, benchmark_arguments, load_world, print_table  # noqa: E402
+from exvideo_harness.small_world.scoring import (BlockCounter, Row, benchmark_arguments, load_world,  # noqa: E402
+                                                  print_table, ratio)
 
 FEWER_BLOCKS = 1.8
 WITHIN = 0.05
@@ -84,8 +85,8 @@ def report(args, rows: dict, distance: dict) -> None:
         if row is base:
             continue
         fewer = base.blocks / max(1, row.blocks)
-        faster = base.seconds / max(row.seconds, 1e-9)
-        kept = {f: row.stat(f)[0] / max(base.stat(f)[0], 1e-9) for f in ("persistence", "motion")}
+        faster = ratio(base.seconds, row.seconds)
+        kept = {f: ratio(row.stat(f)[0], base.stat(f)[0]) for f in ("persistence", "motion")}
         met = fewer >= FEWER_BLOCKS and all(abs(1 - k) <= WITHIN for k in kept.values())
         print(f"  {name:38s} {fewer:5.2f}x fewer blocks  {faster:5.2f}x faster  persistence {kept['persistence']:.3f}"
               f"  motion {kept['motion']:.3f}  |pixels - uncached| {np.mean(distance[name]):.4f}  (goal >= "

@@ -30,7 +30,7 @@ setup_paths()
 
 from exvideo_harness.small_world import generate  # noqa: E402
 from exvideo_harness.small_world.latents import POOL_FRAMES  # noqa: E402
-from exvideo_harness.small_world.scoring import (Row, benchmark_arguments, load_world, nanmean,  # noqa: E402
+from exvideo_harness.small_world.scoring import (Row, benchmark_arguments, load_world, nanmean, ratio,  # noqa: E402
                                                  print_table, write_sheet)
 from exvideo_harness.small_world.world import WorldConfig, make_clip  # noqa: E402
 
@@ -105,9 +105,9 @@ def report(args, references: list[Row], rows: list[Row]) -> None:
                                                   "ExVideo, extended length"))
     print("\ngoals:")
     for field in ("persistence", "motion"):
-        ratio = ex.stat(field)[0] / max(base.stat(field)[0], 1e-9)
-        print(f"  ExVideo at {EXTENDED} / base at {BASE_FRAMES}, {field:11s}: {ratio:.3f}  "
-              f"(goal >= {SIMILAR}: {'met' if ratio >= SIMILAR else 'NOT met'})")
+        relative = ratio(ex.stat(field)[0], base.stat(field)[0])
+        print(f"  ExVideo at {EXTENDED} / base at {BASE_FRAMES}, {field:11s}: {relative:.3f}  "
+              f"(goal >= {SIMILAR}: {'met' if relative >= SIMILAR else 'NOT met'})")
     for field in ("persistence", "motion"):
         gap = base.stat(field)[0] - long_base.stat(field)[0]
         spread = max(base.stat(field)[1], long_base.stat(field)[1])
@@ -125,7 +125,7 @@ def report(args, references: list[Row], rows: list[Row]) -> None:
         inside_colour = nanmean(s.inside_colour_change for s in row.seams)
         colour_spread = nanmean(s.inside_colour_spread for s in row.seams)
         print(f"  {row.name}: frame change at seams {join:.4f} against {inside:.4f} +- {spread:.4f} inside "
-              f"(ratio {join / max(inside, 1e-9):.2f}; goal within the spread: "
+              f"(ratio {ratio(join, inside):.2f}; goal within the spread: "
               f"{'met' if abs(join - inside) <= spread else 'NOT met'}); colour change at seams {colour:.4f} "
               f"against {inside_colour:.4f} +- {colour_spread:.4f} inside (goal within the spread: "
               f"{'met' if abs(colour - inside_colour) <= colour_spread else 'NOT met'}); persistence across seams "

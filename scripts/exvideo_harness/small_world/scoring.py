@@ -93,6 +93,12 @@ class Row:
         return total / max(1, len(self.reports))
 
 
+def ratio(numerator: float, denominator: float) -> float:
+    """numerator / denominator, NaN where the denominator is 0: a score of nothing has no ratio (a goal on it is
+    not met), where dividing by a floor printed ratios of 1e8."""
+    return numerator / denominator if denominator > 0 else math.nan
+
+
 def nanmean(values) -> float:
     """The mean of the defined values (NaN where none is)."""
     values = np.array(list(values), dtype=np.float64)
