@@ -23,11 +23,11 @@ def names(comfy_server, module_scratch):
     bad = module_scratch / "bad_models"
     bad.mkdir()
     (bad / "random_bytes.safetensors").write_bytes(bytes(range(256)) * 40)
+    short = install("exvideo", exvideo_checkpoint_path(TABLE, FULL), f"ExVideo-SVD-{TABLE}f.safetensors")
     return {
         "ckpt": install("checkpoints", svd_xt_checkpoint_path(), "svd_xt.safetensors"),
-        "exvideo": install("exvideo", exvideo_checkpoint_path(128, FULL), "ExVideo-SVD-128f-v1.safetensors"),
-        "exvideo_short": install("exvideo", exvideo_checkpoint_path(TABLE, FULL),
-                                 f"ExVideo-SVD-{TABLE}f.safetensors"),
+        "exvideo": short,  # the generation prompt's loader extends its table to 24 rows
+        "exvideo_short": short,
         "svd_in_exvideo_slot": install("exvideo", svd_xt_checkpoint_path(), "svd_xt_misplaced.safetensors"),
         "random_bytes": install("exvideo", bad / "random_bytes.safetensors"),
     }
