@@ -4,7 +4,8 @@ The pool is `size` clips of `POOL_FRAMES` frames (training seeds, never
 held-out ones). The base trains on 8-frame windows of them, the ExVideo
 extension on whole clips, so both stages see the same world and the
 encoding is paid once. Latents are ComfyUI's (unscaled, as `VAE.encode`
-returns them) and cached under the VAE file's hash: a new VAE re-encodes.
+returns them) and cached under the VAE file's hash and the world's
+fingerprint: a new VAE, or a world drawn differently, re-encodes.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import pathlib
 import torch
 
 from . import models, training
-from .world import HELD_OUT_SEEDS, make_clip
+from .world import HELD_OUT_SEEDS, fingerprint, make_clip
 
 POOL_FRAMES = 40  # 5x the base's 8 frames: the extension's length
 
@@ -26,9 +27,10 @@ class LatentPool:
 
     @classmethod
     def of_shipped_vae(cls, size: int) -> "LatentPool":
-        """The pool encoded by the VAE in `models.weights_dir()`, cached under its file's hash."""
+        """The pool encoded by the VAE in `models.weights_dir()`, cached under its file's hash and the world's."""
         path = models.weights_dir() / models.VAE_FILE
-        return cls(models.load_vae(path), size, training.run_dir() / "latents" / training.sha256(path)[:12])
+        folder = training.run_dir() / "latents" / f"{training.sha256(path)[:12]}-{fingerprint()}"
+        return cls(models.load_vae(path), size, folder)
 
     @staticmethod
     def seed(index: int) -> int:

@@ -14,7 +14,7 @@ largest connected region of its colour.
 - motion: the share of frame triples, away from walls and other objects
   (where the world's bounces happen), in which the object moves at least
   `MIN_SPEED` px a frame and accelerates by at most `MAX_ACCELERATION` px a
-  frame squared: the world's own tracks move in straight lines at 2.5-4 px a
+  frame squared: the world's own tracks move in straight lines at 3-3.5 px a
   frame, so its ground truth scores 1, a frozen video 0;
 - acceleration: the mean centroid acceleration over those triples, px/frame^2;
 - drift: the colour change from the first frame to the last, of the objects'
@@ -42,7 +42,7 @@ MIN_AREA = 28
 COLOUR_TOLERANCE = 0.3
 # Found "at about its size": area within this factor of the first frame's.
 SIZE_FACTOR = 2.0
-MIN_SPEED = 0.75  # px/frame; the world's slowest disc moves 2.5
+MIN_SPEED = 0.75  # px/frame; the world's slowest disc moves 3
 MAX_ACCELERATION = 1.0  # px/frame^2; the world's discs move in straight lines between bounces
 # Triples whose object comes this close (px, beyond its radius and a frame's motion) to a wall or another
 # object are left out of the motion measure: bounces are the world's accelerations.

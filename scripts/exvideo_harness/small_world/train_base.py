@@ -42,9 +42,14 @@ RECIPE = {"stage": "base", "frames": 8, "clips_per_step": 4, "pool": 512, "p_mea
           "schedule_note": "steps 0-82 ran under the 1500-step cosine, in warm-up; shortened to 1000 at step 82 to "
                            "fit a working period; steps 82-1000 ran under that 1000-step cosine. At 1000 steps the "
                            "base kept its discs still and let them fade, so the run was extended to 2400 steps at "
-                           "step 1000: a warm restart, the lr rising from 2e-5 to 1.4e-4 on the 2400-step cosine"}
-# Two working periods on 2 cores (about 2.6 s a step once the pool is encoded).
-SCHEDULE = training.Schedule(steps=2400, lr=2e-4, warmup=100)
+                           "step 1000: a warm restart, the lr rising from 2e-5 to 1.4e-4 on the 2400-step cosine. "
+                                            "At 2400 steps it kept its discs whole but still, the average of the "
+                                            "futures of a first frame that shows no heading; from step 2400 the "
+                                            "world lights each disc along its heading (world.HEADLIGHT) at 3 to "
+                                            "3.5 px a frame, and the run fine-tunes on it: a warm restart",
+          "world": "discs lit along their headings from step 2400; unlit, at 2.5 to 4 px a frame, before"}
+# Three working periods on 2 cores (about 2.6 s a step once the pool is encoded).
+SCHEDULE = training.Schedule(steps=3200, lr=1e-4, warmup=50, restart=2400)
 EMA_DECAY = 0.995  # a horizon of 200 steps; the random start weighs 5e-4 at the end
 SEED = 2
 

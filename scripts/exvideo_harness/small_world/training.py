@@ -55,12 +55,16 @@ class Schedule:
     lr: float
     warmup: int = 100
     final_lr_fraction: float = 0.1
+    # A warm restart: the warm-up and the cosine start at this step, as a finished run trains on. The steps
+    # before it ran under the schedules its recipe's note records.
+    restart: int = 0
 
     def lr_at(self, step: int) -> float:
-        """Linear warm-up, then a cosine down to `final_lr_fraction` of `lr`."""
+        """Linear warm-up from `restart`, then a cosine down to `final_lr_fraction` of `lr` at `steps`."""
+        step -= self.restart
         if step < self.warmup:
             return self.lr * (step + 1) / self.warmup
-        progress = (step - self.warmup) / max(1, self.steps - self.warmup)
+        progress = (step - self.warmup) / max(1, self.steps - self.restart - self.warmup)
         return self.lr * (self.final_lr_fraction + (1 - self.final_lr_fraction) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
@@ -72,6 +76,7 @@ class Run:
         """Trains every parameter of `module`; `ema_decay`: also keep their exponential moving average."""
         self.name, self.module, self.schedule, self.seed = name, module, schedule, seed
         self.recipe = {**recipe, "seed": seed, "steps": schedule.steps, "lr": schedule.lr,
+                       **({"restart": schedule.restart} if schedule.restart else {}),
                        **({"ema_decay": ema_decay} if ema_decay else {})}
         self.optimizer = torch.optim.AdamW(module.parameters(), lr=schedule.lr, weight_decay=0.0)
         self.ema = EMA(dict(module.named_parameters()), ema_decay) if ema_decay else None

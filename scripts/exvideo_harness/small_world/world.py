@@ -1,4 +1,4 @@
-"""The small world: solid discs of distinct hues gliding and bouncing over a plain, low-saturation background.
+"""The small world: discs of distinct hues gliding and bouncing over a plain, low-saturation background.
 
 Every clip is a pure function of (config, seed): no data files. It comes
 with its ground truth (per-object centre tracks, colours, radii and the
@@ -11,11 +11,19 @@ collisions). At the default speeds an object crosses the free width in about
 30 frames, so an 8-frame clip rarely holds a bounce and a 40-frame clip
 holds one or two for every object: a model that only learnt short clips has
 seen few bounces and no long straight paths.
+
+Motion can be read from any one frame: each disc is lit along its heading,
+its front `HEADLIGHT` of the way to white and its back in its own colour.
+SVD sees only the first frame. Without a cue, a disc's direction would be
+uniform over the circle, and the lowest squared error a model can reach is
+the average of those futures: discs that stay where they are and blur. The
+first base trained on unlit discs learnt exactly that (docs/small-world.md).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 
 import numpy as np
@@ -32,6 +40,10 @@ PALETTE = np.array([
 ], dtype=np.float32)
 
 
+# How far toward white a disc's front is lit: at most 0.24 RGB from its mean colour (red, the farthest), inside
+# the metrics' COLOUR_TOLERANCE, so a lit disc is still one object of one colour.
+HEADLIGHT = 0.4
+
 # Seeds below this are held out: benchmarks and evaluations draw from them, training never does.
 HELD_OUT_SEEDS = 1_000_000
 
@@ -46,7 +58,7 @@ class WorldConfig:
     size: int = 128  # px, square frames: a 16x16 SVD latent
     objects: tuple[int, int] = (2, 3)  # inclusive range of discs per clip
     radius: tuple[float, float] = (9.0, 13.0)  # px
-    speed: tuple[float, float] = (2.5, 4.0)  # px per frame
+    speed: tuple[float, float] = (3.0, 3.5)  # px per frame: narrow, as one frame shows a heading but no speed
     background_gray: tuple[float, float] = (0.35, 0.65)
     background_tint: float = 0.06  # largest channel offset from gray: low saturation
 
@@ -55,6 +67,7 @@ class WorldConfig:
 class Clip:
     frames: np.ndarray  # (t h w 3) float32 in [0, 1], ComfyUI's IMAGE layout
     centres: np.ndarray  # (n t 2) float32, (x, y) in px
+    velocities: np.ndarray  # (n t 2) float32, px a frame: where each disc heads from its frame
     colours: np.ndarray  # (n 3) float32 in [0, 1]
     radii: np.ndarray  # (n,) float32, px
     background: np.ndarray  # (3,) float32
@@ -63,6 +76,12 @@ class Clip:
     @property
     def num_frames(self) -> int:
         return self.frames.shape[0]
+
+
+def fingerprint(config: WorldConfig = WorldConfig()) -> str:
+    """12 hex digits that change whenever the world's pixels do: caches of encoded clips are kept under it."""
+    frames = np.concatenate([make_clip(seed, 4, config).frames for seed in range(4)])
+    return hashlib.sha256(np.round(frames, 4).tobytes()).hexdigest()[:12]
 
 
 def make_clip(seed: int, frames: int, config: WorldConfig = WorldConfig(), start: int = 0) -> Clip:
@@ -76,12 +95,12 @@ def make_clip(seed: int, frames: int, config: WorldConfig = WorldConfig(), start
     positions = _place_apart(rng, radii, config.size)
     angles = rng.uniform(0, 2 * math.pi, n)
     velocities = rng.uniform(*config.speed, n)[:, None] * np.stack([np.cos(angles), np.sin(angles)], 1)
-    centres, bounces = simulate(positions, velocities, radii, config.size, start + frames)
-    centres = centres[:, start:]
+    centres, velocities, bounces = simulate(positions, velocities, radii, config.size, start + frames)
+    centres, velocities = centres[:, start:], velocities[:, start:]
     bounces = tuple(frozenset(t - start for t in b if t >= start) for b in bounces)
     return Clip(
-        frames=render(centres, colours, radii, background.astype(np.float32), config.size),
-        centres=centres.astype(np.float32), colours=colours, radii=radii,
+        frames=render(centres, velocities, colours, radii, background.astype(np.float32), config.size),
+        centres=centres.astype(np.float32), velocities=velocities.astype(np.float32), colours=colours, radii=radii,
         background=background.astype(np.float32), bounces=bounces,
     )
 
@@ -97,14 +116,14 @@ def _place_apart(rng: np.random.Generator, radii: np.ndarray, size: int) -> np.n
 
 
 def simulate(positions: np.ndarray, velocities: np.ndarray, radii: np.ndarray, size: int,
-             frames: int) -> tuple[np.ndarray, tuple[frozenset[int], ...]]:
-    """Centres (n t 2) and bounce frames of discs under constant velocity, wall and disc reflections."""
+             frames: int) -> tuple[np.ndarray, np.ndarray, tuple[frozenset[int], ...]]:
+    """Centres and velocities (n t 2) and bounce frames of discs under constant velocity, wall and disc reflections."""
     positions, velocities = positions.astype(np.float64).copy(), velocities.astype(np.float64).copy()
     n = len(radii)
-    centres = np.empty((n, frames, 2))
+    centres, headings = np.empty((n, frames, 2)), np.empty((n, frames, 2))
     bounces = [set() for _ in range(n)]
     for t in range(frames):
-        centres[:, t] = positions
+        centres[:, t], headings[:, t] = positions, velocities
         before = velocities.copy()
         positions += velocities
         for i in range(n):
@@ -129,18 +148,22 @@ def simulate(positions: np.ndarray, velocities: np.ndarray, radii: np.ndarray, s
         for i in np.flatnonzero(np.any(velocities != before, axis=1)):
             if t + 1 < frames:
                 bounces[i].add(t + 1)
-    return centres, tuple(frozenset(b) for b in bounces)
+    return centres, headings, tuple(frozenset(b) for b in bounces)
 
 
-def render(centres: np.ndarray, colours: np.ndarray, radii: np.ndarray, background: np.ndarray,
-           size: int) -> np.ndarray:
-    """(t h w 3) float32 frames: anti-aliased discs drawn in object order over the background."""
+def render(centres: np.ndarray, velocities: np.ndarray, colours: np.ndarray, radii: np.ndarray,
+           background: np.ndarray, size: int) -> np.ndarray:
+    """(t h w 3) float32 frames: anti-aliased discs, lit along their headings, drawn in object order."""
     n, t = centres.shape[:2]
     coords = np.arange(size, dtype=np.float32) + 0.5  # pixel centres
     frames = np.broadcast_to(background, (t, size, size, 3)).copy()
+    headings = velocities / np.maximum(np.linalg.norm(velocities, axis=-1, keepdims=True), 1e-9)
     for i in range(n):
         dx = coords[None, None, :] - centres[i, :, 0, None, None]
         dy = coords[None, :, None] - centres[i, :, 1, None, None]
         alpha = np.clip(radii[i] + 0.5 - np.sqrt(dx * dx + dy * dy), 0.0, 1.0)[..., None]
-        frames = frames * (1 - alpha) + colours[i] * alpha
+        # A linear ramp, the lowest-frequency cue there is, so the 8x-downsampling VAE keeps it.
+        ahead = (dx * headings[i, :, 0, None, None] + dy * headings[i, :, 1, None, None]) / radii[i]
+        light = (HEADLIGHT * np.clip(0.5 + 0.5 * ahead, 0.0, 1.0))[..., None]
+        frames = frames * (1 - alpha) + (colours[i] * (1 - light) + light) * alpha
     return frames.astype(np.float32)

@@ -17,6 +17,12 @@ def test_schedule_warms_up_then_decays():
     assert all(schedule.lr_at(s) >= schedule.lr_at(s + 1) for s in range(10, 100))
 
 
+def test_a_warm_restart_is_the_same_schedule_shifted_to_its_step():
+    fresh = training.Schedule(steps=100, lr=1.0, warmup=10)
+    restarted = training.Schedule(steps=340, lr=1.0, warmup=10, restart=240)
+    assert [restarted.lr_at(240 + s) for s in range(100)] == pytest.approx([fresh.lr_at(s) for s in range(100)])
+
+
 def vae_run(path, steps: int) -> training.Run:
     vae = models.build_vae(seed=train_vae.SEED)
     engine = vae.first_stage_model.float().train()

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from exvideo_harness.small_world.world import HELD_OUT_SEEDS, WorldConfig, make_clip, simulate, training_seed
+from exvideo_harness.small_world.world import (HEADLIGHT, HELD_OUT_SEEDS, WorldConfig, make_clip, simulate,
+                                               training_seed)
 
 
 def test_a_seed_is_a_clip():
@@ -28,14 +29,44 @@ def test_clip_layout_and_ground_truth():
     assert clip.frames.shape == (16, config.size, config.size, 3) and clip.frames.dtype == np.float32
     assert 0 <= clip.frames.min() and clip.frames.max() <= 1
     assert clip.centres.shape == (n, 16, 2)
-    # The background is low-saturation; every disc is drawn in its own colour at its centre.
+    # The background is low-saturation; every disc is drawn in its own colour, half lit at its centre.
     assert np.ptp(clip.background) <= 2 * config.background_tint
-    for i in range(n):
-        x, y = clip.centres[i, 0].astype(int)
-        occluded = any(np.linalg.norm(clip.centres[j, 0] - clip.centres[i, 0]) < clip.radii[i] + clip.radii[j]
-                       for j in range(i + 1, n))
-        if not occluded:
-            np.testing.assert_allclose(clip.frames[0, y, x], clip.colours[i], atol=1e-6)
+    for i in _unoccluded(clip):
+        x, y = clip.centres[i, 0]
+        lit = HEADLIGHT * (0.5 + 0.5 * _ahead(clip, i, int(x) + 0.5, int(y) + 0.5))
+        np.testing.assert_allclose(clip.frames[0, int(y), int(x)], clip.colours[i] * (1 - lit) + lit, atol=1e-5)
+
+
+def _unoccluded(clip, frame=0):
+    centres = clip.centres[:, frame]
+    return [i for i in range(len(clip.radii))
+            if not any(np.linalg.norm(centres[j] - centres[i]) < clip.radii[i] + clip.radii[j]
+                       for j in range(i + 1, len(clip.radii)))]
+
+
+def _ahead(clip, i, x, y, frame=0):
+    """How far (x, y) lies ahead of disc i's centre along its heading, in radii."""
+    heading = clip.velocities[i, frame] / np.linalg.norm(clip.velocities[i, frame])
+    return float(np.dot([x, y] - clip.centres[i, frame], heading) / clip.radii[i])
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_disc_is_lit_along_its_heading_so_one_frame_shows_where_it_goes(seed):
+    clip = make_clip(seed, 12, start=5)
+    for i in _unoccluded(clip):
+        centre, heading = clip.centres[i, 0], clip.velocities[i, 0] / np.linalg.norm(clip.velocities[i, 0])
+        front, back = (centre + s * 0.7 * clip.radii[i] * heading for s in (1, -1))
+        lightness = [clip.frames[0, int(p[1]), int(p[0])].sum() for p in (front, back)]
+        assert lightness[0] > lightness[1] + 0.5 * HEADLIGHT
+
+
+def test_velocities_are_the_steps_between_bounces():
+    clip = make_clip(11, 60)
+    steps = np.diff(clip.centres, axis=1)  # step t goes from frame t to t + 1
+    for i, bounces in enumerate(clip.bounces):
+        for t in range(59):
+            if t + 1 not in bounces:
+                np.testing.assert_allclose(steps[i, t], clip.velocities[i, t], atol=1e-4)
 
 
 def test_discs_move_in_straight_lines_between_their_bounces():
@@ -51,7 +82,7 @@ def test_discs_move_in_straight_lines_between_their_bounces():
 
 
 def test_walls_reflect_and_discs_stay_inside():
-    centres, bounces = simulate(np.array([[20.0, 64.0]]), np.array([[-4.0, 0.0]]), np.array([10.0]), 128, 10)
+    centres, _, bounces = simulate(np.array([[20.0, 64.0]]), np.array([[-4.0, 0.0]]), np.array([10.0]), 128, 10)
     # 20 -> 16 -> 12 -> reflected at 10 to 12 (moving right from then on).
     np.testing.assert_allclose(centres[0, :5, 0], [20, 16, 12, 12, 16])
     assert bounces == (frozenset({3}),)
@@ -61,7 +92,7 @@ def test_walls_reflect_and_discs_stay_inside():
 
 
 def test_discs_collide_elastically():
-    centres, bounces = simulate(np.array([[40.0, 64.0], [80.0, 64.0]]), np.array([[3.0, 0.0], [-3.0, 0.0]]),
+    centres, _, bounces = simulate(np.array([[40.0, 64.0], [80.0, 64.0]]), np.array([[3.0, 0.0], [-3.0, 0.0]]),
                                 np.array([10.0, 10.0]), 128, 12)
     assert bounces[0] == bounces[1] and len(bounces[0]) == 1
     after = next(iter(bounces[0])) + 1
