@@ -22,10 +22,10 @@ from .world import WorldConfig, make_clip
 
 # Each model samples at the motion bucket of the clips it learnt: the median of the pack's own measure over
 # 60 held-out clips of its length, seeds 0-59 (tests/harness/small_world/test_generate.py). The per-pixel
-# temporal spread grows with a clip's length, so 8-frame clips sit near 14 and 40-frame clips near 41; the
+# temporal spread grows with a clip's length, so 8-frame clips sit near 11 and 40-frame clips near 36; the
 # pack's default of 127 asks for motion neither model saw.
-BASE_MOTION_BUCKET = 14
-EXVIDEO_MOTION_BUCKET = 41
+BASE_MOTION_BUCKET = 11
+EXVIDEO_MOTION_BUCKET = 36
 BASE_SETTINGS = SamplingSettings(motion_bucket_id=BASE_MOTION_BUCKET, steps=25, min_cfg=1.0, cfg=2.0)
 EXVIDEO_SETTINGS = dataclasses.replace(BASE_SETTINGS, motion_bucket_id=EXVIDEO_MOTION_BUCKET)
 
