@@ -5,9 +5,10 @@
 
 Needs stage 1's VAE in `models.weights_dir()`. SVD's objective and
 conditioning, through the code the pack itself uses wherever it exists:
-- EDM on ComfyUI's SVD model: `model.apply_model` gives x0, the loss is the
-  pack's reweighted MSE (`objective.loss_weight`), sigma log-normal with
-  SVD's shifted P_mean 0.7, P_std 1.6, clamped to the model's sigma range;
+- EDM on ComfyUI's SVD model: `model.apply_model` gives x0, the loss is its
+  MSE weighted as SVD's own training weighs it (`svd_loss_weight`), sigma
+  log-normal with SVD's shifted P_mean 0.7, P_std 1.6, clamped to the
+  model's sigma range;
 - conditioning as SVD_img2vid builds it: the first frame's VAE latent,
   noise-augmented in pixel space at a random level, on every frame; the
   first frame's CLIP image embedding; fps, motion bucket (measured by the
@@ -28,7 +29,7 @@ from einops import rearrange, repeat
 
 from exvideo_core import safetensors_io
 from exvideo_core.train.dataset import motion_bucket, motion_score
-from exvideo_core.train.objective import loss_weight, training_sigmas
+from exvideo_core.train.objective import training_sigmas
 
 from . import models, training
 from .latents import POOL_FRAMES, LatentPool
@@ -46,12 +47,29 @@ RECIPE = {"stage": "base", "frames": 8, "clips_per_step": 4, "pool": 512, "p_mea
                                             "At 2400 steps it kept its discs whole but still, the average of the "
                                             "futures of a first frame that shows no heading; from step 2400 the "
                                             "world lights each disc along its heading (world.HEADLIGHT) at 3 to "
-                                            "3.5 px a frame, and the run fine-tunes on it: a warm restart",
-          "world": "discs lit along their headings from step 2400; unlit, at 2.5 to 4 px a frame, before"}
-# Three working periods on 2 cores (about 2.6 s a step once the pool is encoded).
-SCHEDULE = training.Schedule(steps=3200, lr=1e-4, warmup=50, restart=2400)
+                                            "3.5 px a frame, and the run fine-tunes on it: a warm restart. At 3200 "
+                                            "steps it denoised low noise levels worse than shrinking the noisy "
+                                            "latent does (benchmarks/small_world_denoising.py): the loss had "
+                                            "weighed them by DiffSynth's post-tuning weight. From step 3200 it is "
+                                            "SVD's own weight, on another warm restart",
+          "world": "discs lit along their headings from step 2400; unlit, at 2.5 to 4 px a frame, before",
+          "loss_weight": "SVD's (sgm VWeighting) from step 3200; DiffSynth's (objective.loss_weight) before"}
+# Four working periods on 2 cores (about 3 s a step once the pool is encoded).
+SCHEDULE = training.Schedule(steps=4400, lr=1e-4, warmup=50, restart=3200)
 EMA_DECAY = 0.995  # a horizon of 200 steps; the random start weighs 5e-4 at the end
 SEED = 2
+
+
+def svd_loss_weight(sigma: float) -> float:
+    """SVD's weight of a squared x0 error at `sigma`: (sigma^2 + 1) / sigma^2, sgm's VWeighting (EDMWeighting at
+    sigma_data 1; Stability-AI/generative-models, sgm/modules/diffusionmodules/denoiser_weighting.py).
+
+    It is 1 / c_out^2, so the network's own output counts the same at every noise level. The pack's
+    `objective.loss_weight` (DiffSynth's, 1 / c_out) counts it by c_out, about sigma at low noise: right for
+    post-tuning a model that already denoises, while a base trained from scratch with it never learns the low
+    noise levels that a sampler's last steps need.
+    """
+    return 1 + 1 / (sigma * sigma)
 
 
 class BaseObjective:
@@ -98,7 +116,7 @@ class BaseObjective:
             c_crossattn=torch.cat([c["c_crossattn"] for c in clips]), y=torch.cat([c["y"] for c in clips]),
             num_video_frames=frames, image_only_indicator=torch.zeros(len(clips), frames), transformer_options={})
         errors = rearrange((denoised.float() - x0) ** 2, "(b t) c h w -> b (t c h w)", t=frames).mean(dim=1)
-        return (errors * torch.tensor([loss_weight(s) for s in sigmas])).mean()
+        return (errors * torch.tensor([svd_loss_weight(s) for s in sigmas])).mean()
 
 
 def main() -> None:

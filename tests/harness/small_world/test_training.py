@@ -74,6 +74,18 @@ def test_vae_latent_calibration_is_exact_and_gives_svds_scale():
     assert std * 0.18215 == pytest.approx(1.0, rel=1e-3)
 
 
+@pytest.mark.parametrize("sigma", [0.002, 0.1, 1.0, 30.0, 700.0])
+def test_the_base_weighs_the_networks_output_the_same_at_every_noise_level(sigma):
+    """SVD's weight is 1 / c_out^2 of ComfyUI's SVD model sampling; DiffSynth's post-tuning weight is 1 / c_out,
+    which counts the output by c_out: the same at high noise, far less at low noise."""
+    from exvideo_core.train.objective import loss_weight
+
+    sampling = models.build_unet().get_model_object("model_sampling")
+    c_out = -sampling.calculate_denoised(torch.tensor([sigma]), torch.ones(1, 1), torch.zeros(1, 1)).item()
+    assert train_base.svd_loss_weight(sigma) * c_out ** 2 == pytest.approx(1.0, rel=1e-4)
+    assert loss_weight(sigma) * c_out ** 2 == pytest.approx(c_out, rel=1e-4)
+
+
 def test_base_steps_lower_the_loss_on_one_batch(tmp_path):
     torch.manual_seed(0)
     model = models.build_unet(seed=train_base.SEED)
