@@ -51,11 +51,12 @@ RECIPE = {"stage": "base", "frames": 8, "clips_per_step": 4, "pool": 512, "p_mea
                                             "steps it denoised low noise levels worse than shrinking the noisy "
                                             "latent does (benchmarks/small_world_denoising.py): the loss had "
                                             "weighed them by DiffSynth's post-tuning weight. From step 3200 it is "
-                                            "SVD's own weight, on another warm restart",
+                                            "SVD's own weight, on another warm restart (planned for 4400 steps, made "
+                                            "8000 at step 3529, still at its peak lr)",
           "world": "discs lit along their headings from step 2400; unlit, at 2.5 to 4 px a frame, before",
           "loss_weight": "SVD's (sgm VWeighting) from step 3200; DiffSynth's (objective.loss_weight) before"}
-# Four working periods on 2 cores (about 3 s a step once the pool is encoded).
-SCHEDULE = training.Schedule(steps=4400, lr=1e-4, warmup=50, restart=3200)
+# About 2 s a step on 2 cores once the pool is encoded: steps 3200 to 8000 are three working periods more.
+SCHEDULE = training.Schedule(steps=8000, lr=1e-4, warmup=50, restart=3200)
 EMA_DECAY = 0.995  # a horizon of 200 steps; the random start weighs 5e-4 at the end
 SEED = 2
 
