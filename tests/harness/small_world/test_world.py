@@ -111,3 +111,14 @@ def test_motion_needs_length():
 @pytest.mark.parametrize("seed", range(3))
 def test_training_seeds_are_never_held_out(seed):
     assert training_seed(torch.Generator().manual_seed(seed)) >= HELD_OUT_SEEDS
+
+
+def test_the_fingerprint_follows_the_pixels(monkeypatch):
+    """Cached latents are kept under it: a world drawn differently must not reuse another world's."""
+    from exvideo_harness.small_world import world
+
+    assert world.fingerprint() == world.fingerprint()
+    assert world.fingerprint(WorldConfig(speed=(2.5, 4.0))) != world.fingerprint()
+    lit = world.fingerprint()
+    monkeypatch.setattr(world, "HEADLIGHT", 0.0)
+    assert world.fingerprint() != lit
