@@ -20,13 +20,14 @@ moving 3 px a frame, so smooth latents would score low on both.
 """
 
 import torch
-from einops import repeat
 
 from common import setup_paths
 
 setup_paths()
 
-from exvideo_core.train.dataset import motion_bucket, motion_score  # noqa: E402
+from exvideo_core.train.cache import encode_clip  # noqa: E402
+from exvideo_core.train.dataset import VideoClip  # noqa: E402
+from exvideo_core.train.objective import clean_latents, predict_x0, svd_conditioning  # noqa: E402
 from exvideo_harness.small_world import models  # noqa: E402
 from exvideo_harness.small_world.scoring import benchmark_arguments  # noqa: E402
 from exvideo_harness.small_world.train_base import FPS, RECIPE  # noqa: E402
@@ -40,29 +41,24 @@ def main() -> None:
     frames = RECIPE["frames"]
     model = models.build_unet() if args.toy else models.load_unet()
     vae = models.build_vae() if args.toy else models.load_vae()
-    clip_vision, unet = models.build_clip_vision(), model.model.float()
+    model.model.float()
+    clip_vision = models.build_clip_vision()
     errors = {sigma: torch.zeros(frames) for sigma in SIGMAS}
     neighbours, steps = [], []
     with torch.inference_mode():
         for image_seed in range(args.images):
-            pixels = torch.from_numpy(make_clip(image_seed, frames).frames)
-            x0 = unet.latent_format.process_in(vae.encode(pixels).float())
+            # Encoded and conditioned by the pack's own post-tuning code, as SVD_img2vid conditions a video.
+            clip = encode_clip(VideoClip(f"held-out clip {image_seed}",
+                                         torch.from_numpy(make_clip(image_seed, frames).frames)), vae, clip_vision)
+            x0 = clean_latents(model, clip, "native")
+            conditioning = svd_conditioning(model, clip, FPS)
             neighbours.append(((x0[..., 1:] - x0[..., :-1]).pow(2).mean() / x0.var()).item())
             steps.append(((x0[1:] - x0[:-1]).pow(2).mean() / x0.var()).item())
-            conditioning = {
-                "c_concat": repeat(vae.encode(pixels[:1]).float(), "1 c h w -> t c h w", t=frames),
-                "c_crossattn": repeat(clip_vision.encode_image(pixels[:1]).image_embeds.float(), "1 d -> t 1 d",
-                                      t=frames),
-                "y": repeat(unet.encode_adm(fps=FPS, augmentation_level=0.0,
-                                            motion_bucket_id=motion_bucket(motion_score(pixels))), "1 d -> t d",
-                            t=frames)}
             for seed in args.seeds:
                 generator = torch.Generator().manual_seed(seed)
                 for sigma in SIGMAS:
                     noisy = x0 + sigma * torch.randn(x0.shape, generator=generator)
-                    denoised = unet.apply_model(noisy, torch.full((frames,), sigma), **conditioning,
-                                                num_video_frames=frames, image_only_indicator=torch.zeros(1, frames),
-                                                transformer_options={})
+                    denoised = predict_x0(model, noisy, sigma, conditioning).float().cpu()
                     errors[sigma] += ((denoised - x0) ** 2).mean(dim=(1, 2, 3)) / x0.var()
     runs = args.images * len(args.seeds)
     print(f"small world base as a denoiser: {args.images} held-out clips of {frames} frames x noise seeds "
