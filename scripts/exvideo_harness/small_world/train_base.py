@@ -44,15 +44,15 @@ RECIPE = {"stage": "base", "frames": 8, "clips_per_step": 4, "pool": 512, "p_mea
                            "fit a working period; steps 82-1000 ran under that 1000-step cosine. At 1000 steps the "
                            "base kept its discs still and let them fade, so the run was extended to 2400 steps at "
                            "step 1000: a warm restart, the lr rising from 2e-5 to 1.4e-4 on the 2400-step cosine. "
-                                            "At 2400 steps it kept its discs whole but still, the average of the "
-                                            "futures of a first frame that shows no heading; from step 2400 the "
-                                            "world lights each disc along its heading (world.HEADLIGHT) at 3 to "
-                                            "3.5 px a frame, and the run fine-tunes on it: a warm restart. At 3200 "
-                                            "steps it denoised low noise levels worse than shrinking the noisy "
-                                            "latent does (benchmarks/small_world_denoising.py): the loss had "
-                                            "weighed them by DiffSynth's post-tuning weight. From step 3200 it is "
-                                            "SVD's own weight, on another warm restart (planned for 4400 steps, made "
-                                            "8000 at step 3529, still at its peak lr)",
+                           "At 2400 steps it kept its discs whole but still, the average of the "
+                           "futures of a first frame that shows no heading; from step 2400 the "
+                           "world lights each disc along its heading (world.HEADLIGHT) at 3 to "
+                           "3.5 px a frame, and the run fine-tunes on it: a warm restart. At 3200 "
+                           "steps it denoised low noise levels worse than shrinking the noisy "
+                           "latent does (benchmarks/small_world_denoising.py): the loss had "
+                           "weighed them by DiffSynth's post-tuning weight. From step 3200 it is "
+                           "SVD's own weight, on another warm restart (planned for 4400 steps, made "
+                           "8000 at step 3529, still at its peak lr)",
           "world": "discs lit along their headings from step 2400; unlit, at 2.5 to 4 px a frame, before",
           "loss_weight": "SVD's (sgm VWeighting) from step 3200; DiffSynth's (objective.loss_weight) before"}
 # About 2 s a step on 2 cores once the pool is encoded: steps 3200 to 8000 are three working periods more.

@@ -44,18 +44,20 @@ def _unoccluded(clip, frame=0):
                        for j in range(i + 1, len(clip.radii)))]
 
 
+def _heading(clip, i, frame=0):
+    return clip.velocities[i, frame] / np.linalg.norm(clip.velocities[i, frame])
+
+
 def _ahead(clip, i, x, y, frame=0):
     """How far (x, y) lies ahead of disc i's centre along its heading, in radii."""
-    heading = clip.velocities[i, frame] / np.linalg.norm(clip.velocities[i, frame])
-    return float(np.dot([x, y] - clip.centres[i, frame], heading) / clip.radii[i])
+    return float(np.dot([x, y] - clip.centres[i, frame], _heading(clip, i, frame)) / clip.radii[i])
 
 
 @pytest.mark.parametrize("seed", range(4))
 def test_a_disc_is_lit_along_its_heading_so_one_frame_shows_where_it_goes(seed):
     clip = make_clip(seed, 12, start=5)
     for i in _unoccluded(clip):
-        centre, heading = clip.centres[i, 0], clip.velocities[i, 0] / np.linalg.norm(clip.velocities[i, 0])
-        front, back = (centre + s * 0.7 * clip.radii[i] * heading for s in (1, -1))
+        front, back = (clip.centres[i, 0] + s * 0.7 * clip.radii[i] * _heading(clip, i) for s in (1, -1))
         lightness = [clip.frames[0, int(p[1]), int(p[0])].sum() for p in (front, back)]
         assert lightness[0] > lightness[1] + 0.5 * HEADLIGHT
 
