@@ -289,7 +289,7 @@ def installed_pack_dir() -> pathlib.Path:
 
 def start_comfy_server(root: pathlib.Path, extra_args=(), timeout: float = STARTUP_TIMEOUT_S,
                        cpu: bool = True, harness_nodes: bool = False,
-                       custom_nodes: pathlib.Path | None = None) -> ComfyServer:
+                       custom_nodes: pathlib.Path | None = None, env: dict[str, str] | None = None) -> ComfyServer:
     """Starts ComfyUI on a free loopback port with scratch directories under `root`; returns once it answers.
 
     `harness_nodes`: also load `exvideo_harness/server_pack` (a small random SVD MODEL node), from a
@@ -299,7 +299,9 @@ def start_comfy_server(root: pathlib.Path, extra_args=(), timeout: float = START
     instead of ComfyUI's own custom_nodes/ (which links this checkout). Its every default folder is under
     `root` (--base-directory), it runs without the checkout on sys.path, and it logs a CHECKOUT_READ line
     for each file of the checkout it opens (ComfyUI's and the venv's aside): a pack that works only beside
-    its repository shows."""
+    its repository shows.
+
+    `env`: variables set in the server's environment, on top of this process's."""
     if custom_nodes is None:
         installed_pack_dir()
     root.mkdir(parents=True, exist_ok=True)
@@ -318,7 +320,7 @@ def start_comfy_server(root: pathlib.Path, extra_args=(), timeout: float = START
         if not link.is_symlink():
             link.symlink_to(HARNESS_PACK, target_is_directory=True)
         paths["exvideo_harness"] = {"custom_nodes": str(packs)}
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
     main = ["main.py"]
     if custom_nodes is not None:
         (root / "custom_nodes").mkdir(exist_ok=True)  # ComfyUI lists <base directory>/custom_nodes
