@@ -13,7 +13,8 @@ from comfy_api.v0_0_2 import io, ui
 from ..exvideo_core import save_exvideo
 from ..exvideo_core.constraints import MIN_FRAMES
 from ..exvideo_core.train import DatasetError, TrainConfig, VideoClipDataset, encode_clips
-from ..exvideo_core.train.dataset import MEASURE_MOTION
+from ..exvideo_core.errors import ExVideoError
+from ..exvideo_core.train.dataset import MEASURE_MOTION, folder_identity
 from ..exvideo_core.paths import resolve_inside
 from ..exvideo_core.train.lora import LORA_DTYPES, check_lora, merge_lora, save_lora
 from ..exvideo_core.train.loss_plot import loss_plot, loss_values
@@ -36,6 +37,10 @@ NEW_RUN_HINT = "turn 'resume' off to start over (overwriting the saved state), o
 # The frontend's control-after-generate modes. Post-Tune's seed had that widget until it was fixed; in a workflow
 # saved then, its mode is one more widget value, which now lands in run_name.
 SEED_CONTROL_VALUES = ("fixed", "increment", "decrement", "randomize")
+
+
+def _input_folder(video_folder: str) -> str:
+    return resolve_inside(folder_paths.get_input_directory(), video_folder, error=DatasetError)
 
 
 class ExVideoTrainingClips(io.ComfyNode):
@@ -81,10 +86,21 @@ class ExVideoTrainingClips(io.ComfyNode):
         return True
 
     @classmethod
+    def fingerprint_inputs(cls, video_folder, **_):
+        # The folder's name alone would let ComfyUI reuse the clips of its last run after videos were added to,
+        # removed from or written again in the folder.
+        if video_folder in ("", NO_FOLDER):
+            return ""
+        try:
+            return folder_identity(_input_folder(video_folder))
+        except ExVideoError:
+            return ""  # execute names the problem
+
+    @classmethod
     def execute(cls, vae, clip_vision, video_folder, frames, width, height, frame_stride, motion_bucket_id,
                 images=None) -> io.NodeOutput:
         if video_folder not in ("", NO_FOLDER):
-            folder = resolve_inside(folder_paths.get_input_directory(), video_folder, error=DatasetError)
+            folder = _input_folder(video_folder)
             dataset = VideoClipDataset.from_folder(folder, frames, width, height, frame_stride)
         elif images is not None:
             dataset = VideoClipDataset.from_images(video_frames(images, "images")[0], frames, width, height,

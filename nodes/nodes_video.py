@@ -12,7 +12,7 @@ from comfy_api.v0_0_2 import InputImpl, Types, io, ui
 from ..exvideo_core import frames as frame_images, video_io
 from ..exvideo_core.constraints import VAE_DOWNSCALE
 from ..exvideo_core.errors import ExVideoError
-from ..exvideo_core.paths import resolve_inside
+from ..exvideo_core.paths import file_identity, resolve_inside
 
 from .output_paths import output_file
 from .size_inputs import MAX_PIXELS
@@ -163,12 +163,11 @@ class ExVideoLoadVideo(io.ComfyNode):
 
     @classmethod
     def fingerprint_inputs(cls, video, **_):
-        # Re-read when the file changes; size and mtime avoid hashing a large video on every queue.
+        # Re-read when the file changes.
         try:
-            stat = os.stat(_video_path(video))
-        except (OSError, ExVideoError):
+            return file_identity(_video_path(video))
+        except ExVideoError:
             return ""
-        return f"{stat.st_mtime_ns}:{stat.st_size}"
 
 
 NODES = [ExVideoSaveMP4, ExVideoLoadVideo]

@@ -60,6 +60,7 @@ import torch
 from ..constraints import check_training_size
 from ..errors import ExVideoError, FileError, TrainConfigError
 from ..layout import LAYOUTS
+from ..paths import file_identity
 from .config import TrainConfig
 
 DATA_DEFAULTS = {"frames": 128, "width": 512, "height": 512, "frame_stride": 1, "clips_per_video": 1,
@@ -84,8 +85,13 @@ class RunConfig:
 
     @property
     def cache_path(self) -> pathlib.Path:
-        """Named after everything that decides the encoded clips, so other settings never reuse a stale cache."""
-        key = json.dumps({"checkpoint": str(self.checkpoint), "videos": str(self.videos), **self.data}, sort_keys=True)
+        """Named after everything that decides the encoded clips, so other settings, or videos added to, removed
+        from or rewritten in the folder, never reuse a stale cache."""
+        from .dataset import folder_identity
+
+        key = json.dumps({"checkpoint": [str(self.checkpoint), *file_identity(self.checkpoint)],
+                          "videos": [str(self.videos), *folder_identity(self.videos, self.data["recursive"])],
+                          **self.data}, sort_keys=True)
         return self.output / f"clips-{hashlib.sha256(key.encode()).hexdigest()[:12]}.safetensors"
 
 

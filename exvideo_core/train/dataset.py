@@ -22,6 +22,7 @@ import torch
 
 from ..constraints import check_frame_count, check_training_size
 from ..errors import DatasetError, VideoReadError
+from ..paths import file_identity
 from ..frames import resize_frames
 from ..video_io import VIDEO_EXTENSIONS, read_video
 
@@ -83,6 +84,25 @@ def resize_center_crop(frames: torch.Tensor, width: int, height: int) -> torch.T
     return resize_frames(frames, width, height, crop=True)
 
 
+def video_files(folder: str | os.PathLike, recursive: bool = False) -> list[pathlib.Path]:
+    """The videos a dataset made from `folder` reads, in the order it reads them."""
+    folder = pathlib.Path(folder)
+    if not folder.is_dir():
+        raise DatasetError(f"{folder} is not a folder")
+    pattern = "**/*" if recursive else "*"
+    videos = sorted(p for p in folder.glob(pattern) if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
+    if not videos:
+        raise DatasetError(f"{folder} holds no videos ({', '.join(VIDEO_EXTENSIONS)})"
+                           + ("" if recursive else "; subfolders are not searched"))
+    return videos
+
+
+def folder_identity(folder: str | os.PathLike, recursive: bool = False) -> list[tuple[str, int, int]]:
+    """Each video of the folder as (path in the folder, size, modification time): it changes when a video is
+    added, removed or written again, which the folder's name alone does not tell."""
+    return [(p.relative_to(folder).as_posix(), *file_identity(p)) for p in video_files(folder, recursive)]
+
+
 class VideoClipDataset:
     """Clips of `num_frames` frames at `width` x `height` from video files or IMAGE tensors.
 
@@ -107,15 +127,7 @@ class VideoClipDataset:
     @classmethod
     def from_folder(cls, folder: str | os.PathLike, num_frames: int, width: int, height: int, frame_stride: int = 1,
                     clips_per_video: int = 1, recursive: bool = False) -> "VideoClipDataset":
-        folder = pathlib.Path(folder)
-        if not folder.is_dir():
-            raise DatasetError(f"{folder} is not a folder")
-        pattern = "**/*" if recursive else "*"
-        videos = sorted(p for p in folder.glob(pattern) if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
-        if not videos:
-            raise DatasetError(f"{folder} holds no videos ({', '.join(VIDEO_EXTENSIONS)})"
-                               + ("" if recursive else "; subfolders are not searched"))
-        return cls(videos, num_frames, width, height, frame_stride, clips_per_video)
+        return cls(video_files(folder, recursive), num_frames, width, height, frame_stride, clips_per_video)
 
     @classmethod
     def from_images(cls, images: torch.Tensor, num_frames: int, width: int, height: int, frame_stride: int = 1,

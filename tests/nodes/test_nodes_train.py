@@ -1,6 +1,7 @@
 """The training nodes, called as ComfyUI calls them, on the small SVD model and the moving-square video."""
 
 import importlib
+import os
 import re
 import sys
 import types
@@ -12,11 +13,13 @@ import comfy.model_management
 import comfy.utils
 import folder_paths
 from comfy_api.v0_0_2 import io
+from comfy_execution.caching import to_hashable
 
 from exvideo_core import load_exvideo
 from exvideo_core.train import motion_bucket
 from exvideo_core.train.dataset import MEASURE_MOTION
 from exvideo_core.train.session import ResumeDataError
+from exvideo_core.video_io import write_mp4
 from exvideo_harness.pack import load_pack_nodes
 from exvideo_harness.svd_models import SMALL_UNET_CONFIG, build_svd_model
 from exvideo_harness.train_data import CLIP_FRAMES, moving_square_video, tiny_clip_vision, tiny_vae
@@ -94,6 +97,29 @@ def test_video_folder_lists_the_input_subfolders_as_native_dataset_nodes_do(trai
 def test_video_folder_must_stay_inside_the_input_folder(train_nodes, comfy_dirs):
     with pytest.raises(Exception, match="outside"):
         train_nodes.ExVideoTrainingClips.execute(tiny_vae(), tiny_clip_vision(), "../elsewhere", 8, 128, 128, 1, 0)
+
+
+def test_clips_are_encoded_again_when_the_folders_videos_change(train_nodes, comfy_dirs):
+    """ComfyUI reuses a node's output while its fingerprint stays: adding, rewriting or removing a video changes it."""
+    folder = comfy_dirs / "input" / "videos"
+    folder.mkdir()
+    write_mp4(moving_square_video(12), folder / "a.mp4", fps=30, crf=0)
+    node = train_nodes.ExVideoTrainingClips
+
+    def fingerprint():
+        return to_hashable(node.fingerprint_inputs(video_folder="videos", frames=8))
+
+    prints = [fingerprint()]
+    write_mp4(moving_square_video(12), folder / "b.mp4", fps=30, crf=0)
+    prints.append(fingerprint())
+    write_mp4(moving_square_video(10), folder / "b.mp4", fps=30, crf=0)
+    os.utime(folder / "b.mp4", ns=(1, 1))  # a different mtime even on coarse-clock filesystems
+    prints.append(fingerprint())
+    (folder / "b.mp4").unlink()
+    prints.append(fingerprint())
+    assert len(set(prints[:3])) == 3 and prints[3] == prints[0]
+    assert node.fingerprint_inputs(video_folder=train_nodes.NO_FOLDER) == ""
+    assert node.fingerprint_inputs(video_folder="../elsewhere") == ""  # execute raises the error
 
 
 def test_train_plot_and_save(train_nodes, clips, comfy_dirs, monkeypatch, caplog):

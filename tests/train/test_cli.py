@@ -8,6 +8,7 @@ full-size random SVD-XT checkpoint.
 import os
 import pathlib
 import re
+import shutil
 import subprocess
 import sys
 
@@ -89,6 +90,24 @@ def test_the_clip_cache_is_named_after_the_data_settings(tmp_path, videos):
     same = load_run_config(write_config(tmp_path / "b", videos, checkpoint, steps=9)).cache_path.name
     other = load_run_config(write_config(tmp_path / "c", videos, checkpoint, data={"width": 256})).cache_path.name
     assert one == same != other
+
+
+def test_the_clip_cache_is_named_after_the_videos_and_the_checkpoint_on_disk(tmp_path, videos):
+    """Adding, rewriting or removing a video, or replacing the checkpoint, in place, encodes the clips again."""
+    folder, checkpoint = tmp_path / "videos", tmp_path / "svd.safetensors"
+    shutil.copytree(videos, folder)
+    checkpoint.write_bytes(b"one")
+    config = write_config(tmp_path / "run", folder, str(checkpoint))
+    names = [load_run_config(config).cache_path.name]
+    write_mp4(moving_square_video(12), folder / "added.mp4", fps=30, crf=0)
+    names.append(load_run_config(config).cache_path.name)
+    write_mp4(moving_square_video(10), folder / "added.mp4", fps=30, crf=0)
+    names.append(load_run_config(config).cache_path.name)
+    (folder / "added.mp4").unlink()
+    names.append(load_run_config(config).cache_path.name)
+    checkpoint.write_bytes(b"other")
+    names.append(load_run_config(config).cache_path.name)
+    assert len(set(names[:3])) == 3 and names[3] == names[0] and names[4] != names[0], names
 
 
 @pytest.mark.parametrize("edit, message", [

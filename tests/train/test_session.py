@@ -20,6 +20,7 @@ from exvideo_core.train.cache import save_clip_cache
 from exvideo_core.train.lora import REQUIRES, extension_fingerprint
 from exvideo_core.train.session import (RESUMABLE_CHANGES, ResumeDataError, ResumeSettingsError, SessionStart,
                                         TrainingSession, changed_settings)
+from exvideo_core.video_io import write_mp4
 from exvideo_harness.pack import load_pack_nodes
 from exvideo_harness.svd_models import SMALL_UNET_CONFIG, build_svd_model
 from exvideo_harness.train_data import moving_square_video, tiny_clip_vision, tiny_vae, training_clips
@@ -41,7 +42,9 @@ def small_checkpoint(path: pathlib.Path, encoders: bool):
 
 def test_cli_and_node_write_the_same_lora_file_for_the_same_training(tmp_path, monkeypatch):
     clips = list(training_clips())
-    # The CLI, in-process, on clips already in its cache.
+    # The CLI, in-process, on clips already in its cache (named after the folder's videos, which it lists).
+    (tmp_path / "videos").mkdir()
+    write_mp4(moving_square_video(8), tmp_path / "videos" / "square.mp4", fps=30)
     run = cli.RunConfig(checkpoint=tmp_path / "svd.safetensors", videos=tmp_path / "videos",
                         output=tmp_path / "run", train=LORA, data=dict(cli.DATA_DEFAULTS))
     run.output.mkdir()
