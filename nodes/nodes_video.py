@@ -8,6 +8,7 @@ import comfy.utils
 import folder_paths
 from comfy.cli_args import args
 from comfy_api.v0_0_2 import InputImpl, Types, io, ui
+from nodes import MAX_RESOLUTION
 
 from ..exvideo_core import frames as frame_images, video_io
 from ..exvideo_core.constraints import VAE_DOWNSCALE
@@ -15,7 +16,6 @@ from ..exvideo_core.errors import ExVideoError
 from ..exvideo_core.paths import file_identity, resolve_inside
 
 from .output_paths import output_file
-from .size_inputs import MAX_PIXELS
 from .video_inputs import frames_or_video
 
 
@@ -110,10 +110,10 @@ class ExVideoLoadVideo(io.ComfyNode):
                 io.Float.Input("force_rate", default=0.0, min=0.0, max=1000.0, step=0.01,
                                tooltip="Resample to this frame rate first, dropping or repeating frames; 0 keeps "
                                        "the file's."),
-                io.Int.Input("custom_width", default=0, min=0, max=MAX_PIXELS, step=VAE_DOWNSCALE,
+                io.Int.Input("custom_width", default=0, min=0, max=MAX_RESOLUTION, step=VAE_DOWNSCALE,
                              tooltip="Resize to this width; 0 keeps the width, or follows the aspect ratio when "
                                      "custom_height is set. With both set the centre is cropped to their aspect."),
-                io.Int.Input("custom_height", default=0, min=0, max=MAX_PIXELS, step=VAE_DOWNSCALE,
+                io.Int.Input("custom_height", default=0, min=0, max=MAX_RESOLUTION, step=VAE_DOWNSCALE,
                              tooltip="Resize to this height; 0 keeps the height, or follows the aspect ratio when "
                                      "custom_width is set."),
                 io.Int.Input("frame_load_cap", default=0, min=0, max=100000,

@@ -21,7 +21,7 @@ def svd_sampling_inputs(steps: int = SAMPLING_DEFAULTS.steps, seed: int = SAMPLI
                              "falls in 0 (still) to 127, the buckets ExVideo Training Clips trains at."),
         io.Float.Input("augmentation_level", default=SAMPLING_DEFAULTS.augmentation_level, min=0.0, max=10.0, step=0.01,
                        tooltip="Noise added to the conditioning image; more frees the video from it."),
-        io.Float.Input("min_cfg", default=SAMPLING_DEFAULTS.min_cfg, min=0.0, max=100.0, step=0.1, round=0.01,
+        io.Float.Input("min_cfg", default=SAMPLING_DEFAULTS.min_cfg, min=0.0, max=100.0, step=0.5, round=0.01,
                        tooltip="CFG of the first frame; it ramps linearly to 'cfg' at the last frame."),
         io.Float.Input("cfg", default=SAMPLING_DEFAULTS.cfg, min=0.0, max=100.0, step=0.1, round=0.01,
                        tooltip="CFG of the last frame."),

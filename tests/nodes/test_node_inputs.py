@@ -2,6 +2,7 @@
 motion_bucket_id, and a Post-Tune seed that stays put between queues (as /object_info tells the frontend)."""
 
 import pytest
+from nodes import MAX_RESOLUTION
 
 from exvideo_core.constraints import MIN_PIXELS, VAE_DOWNSCALE
 from exvideo_core.train.dataset import MAX_MOTION_BUCKET, MEASURE_MOTION
@@ -33,6 +34,7 @@ def test_every_size_widget_reads_its_minimum_and_step_from_the_constraints(nodes
         for side in ("width", "height")} | ZERO_KEEPS
     for node_id, name, item in sizes:
         assert item.step == VAE_DOWNSCALE, (node_id, name)
+        assert item.max == MAX_RESOLUTION, (node_id, name)  # ComfyUI's own bound, a multiple of the step
         assert item.min == (0 if (node_id, name) in ZERO_KEEPS else MIN_PIXELS), (node_id, name)
         assert item.default == 0 or (item.default >= MIN_PIXELS and item.default % VAE_DOWNSCALE == 0)
 

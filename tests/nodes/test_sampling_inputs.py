@@ -35,6 +35,33 @@ def test_every_sampling_node_declares_them(module, node):
     assert all(f.name in ids for f in FIELDS), set(f.name for f in FIELDS) - set(ids)
 
 
+# Each input and the native node input it stands for: ComfyUI's SVD conditioning, its linear CFG guidance and
+# KSampler. motion_bucket_id alone goes lower (0, the stillest bucket, which Training Clips measures too).
+NATIVE = {"fps": ("SVD_img2vid_Conditioning", "fps"),
+          "motion_bucket_id": ("SVD_img2vid_Conditioning", "motion_bucket_id"),
+          "augmentation_level": ("SVD_img2vid_Conditioning", "augmentation_level"),
+          "min_cfg": ("VideoLinearCFGGuidance", "min_cfg"), "cfg": ("KSampler", "cfg"),
+          "steps": ("KSampler", "steps"), "seed": ("KSampler", "seed")}
+OWN_MINIMUM = {"motion_bucket_id": 0}
+
+
+def test_each_input_spans_what_its_native_counterpart_accepts():
+    """A workflow moved from the native SVD nodes to ours (or back) keeps every value, and drags in the same steps."""
+    import nodes
+    from comfy_extras import nodes_video_model
+
+    native_nodes = {"KSampler": nodes.KSampler, **{name: getattr(nodes_video_model, name) for name in (
+        "SVD_img2vid_Conditioning", "VideoLinearCFGGuidance")}}
+    ours = {i.id: i for i in sampling_inputs.svd_sampling_inputs()}
+    assert set(NATIVE) == set(ours) - {"sampler_name", "scheduler"}
+    for name, (node, native_name) in NATIVE.items():
+        spec = native_nodes[node].INPUT_TYPES()["required"][native_name][1]
+        item = ours[name]
+        assert item.min == OWN_MINIMUM.get(name, spec["min"]), name
+        assert (item.max, item.step, getattr(item, "round", None)) == (
+            spec["max"], spec.get("step"), spec.get("round")), name
+
+
 def test_settings_are_values():
     with pytest.raises(TypeError):
         SamplingSettings(30, 127)  # keyword-only: two ints cannot be swapped unnoticed by position
