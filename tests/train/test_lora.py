@@ -8,7 +8,8 @@ import comfy.model_management
 
 from exvideo_core import CheckpointError, apply_exvideo, load_exvideo
 from exvideo_core.train import lora_state_dict, merge_lora
-from exvideo_core.train.lora import LORA_MODULES, adapters_from_state_dict, factors, lora_targets, new_adapters
+from exvideo_core.train.lora import (LORA_MODULES, adapters_from_state_dict, check_lora, factors, lora_targets,
+                                     lora_values, new_adapters)
 from exvideo_harness.exvideo_files import SMALL, random_exvideo_state_dict
 from exvideo_harness.svd_models import apply_model_direct
 
@@ -104,3 +105,33 @@ def test_adapters_of_different_alphas_are_refused(lora):
     first.alpha.fill_(ALPHA + 1)
     with pytest.raises(CheckpointError, match="different alphas"):
         adapters_alpha(adapters)
+
+
+def test_the_state_size_counts_every_value_the_file_holds(weights):
+    """Post-Tune shows the resumable state's size before training from this count."""
+    values = factors(new_adapters(weights, RANK, ALPHA, seed=0, device=torch.device("cpu")))
+    assert lora_values(values) == sum(t.numel() for t in lora_state_dict(values, ALPHA).values())
+
+
+def test_the_file_tensors_are_copies_that_training_on_leaves_alone(weights):
+    values = {name: factor.detach() for name, factor in
+              factors(new_adapters(weights, RANK, ALPHA, seed=0, device=torch.device("cpu"))).items()}
+    saved = lora_state_dict(values, ALPHA)
+    before = {name: tensor.clone() for name, tensor in saved.items()}
+    for value in values.values():
+        value.add_(1.0)  # what an optimizer step does to the factors
+    assert all(torch.equal(saved[name], before[name]) for name in saved)
+
+
+@pytest.mark.parametrize("change", ["one missing", "one unknown"])
+def test_an_incomplete_or_padded_lora_is_refused_before_saving(lora, change):
+    """Either alone is enough: a missing factor would save a LoRA that ComfyUI loads without that layer."""
+    check_lora(lora)
+    broken = dict(lora)
+    if change == "one missing":
+        broken.pop(next(iter(broken)))
+    else:
+        broken["diffusion_model.out.2.lora_up.weight"] = torch.zeros(4, 4)
+    with pytest.raises(CheckpointError, match="not a LoRA of ExVideo's temporal layers"):
+        check_lora(broken)
+
