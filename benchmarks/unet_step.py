@@ -287,7 +287,8 @@ def report(sides: list[Side], args, setup: Setup, layout_sides: list[Side] | Non
         native = by_name.get(f"native [{attn}]")
         print_ratios(f"native / DiffSynth [{attn}]", native, plain)
         print(f"patch overhead [{attn}]: ours / native {ratio(ours, native, 'times')}; "
-              f"DiffSynth's own (add_positional_conv / plain) {ratio(theirs, plain, 'times')}")
+              f"DiffSynth's own (add_positional_conv / plain) {ratio(theirs, plain, 'times')}  "
+              f"(goal: ours <= DiffSynth's own)")
     first = args.attention[0]
     ours = by_name.get(f"ours{chunk_label(args.frame_chunk[0])} [{first}]")
     unchunked = by_name.get(f"ours frame_chunk=0 [{first}]")
