@@ -8,8 +8,8 @@ import comfy.model_management
 
 from exvideo_core import CheckpointError, apply_exvideo, load_exvideo
 from exvideo_core.train import lora_state_dict, merge_lora
-from exvideo_core.train.lora import (LORA_MODULES, adapters_from_state_dict, check_lora, factors, lora_targets,
-                                     lora_values, new_adapters)
+from exvideo_core.train.lora import (LORA_MODULES, adapters_from_state_dict, check_lora, extension_fingerprint,
+                                     factors, lora_targets, lora_values, new_adapters)
 from exvideo_harness.exvideo_files import SMALL, random_exvideo_state_dict
 from exvideo_harness.svd_models import apply_model_direct
 
@@ -134,4 +134,11 @@ def test_an_incomplete_or_padded_lora_is_refused_before_saving(lora, change):
         broken["diffusion_model.out.2.lora_up.weight"] = torch.zeros(4, 4)
     with pytest.raises(CheckpointError, match="not a LoRA of ExVideo's temporal layers"):
         check_lora(broken)
+
+
+def test_the_extension_fingerprint_in_a_loras_metadata_tells_extensions_apart(weights):
+    same = load_exvideo(random_exvideo_state_dict(8, seed=1, **SMALL))
+    other = load_exvideo(random_exvideo_state_dict(8, seed=2, **SMALL))
+    assert extension_fingerprint(weights) == extension_fingerprint(same) != extension_fingerprint(other)
+    assert len(extension_fingerprint(weights)) == 16  # the metadata's format: 16 hex digits
 
