@@ -9,7 +9,7 @@ import comfy.model_management
 from exvideo_core import CheckpointError, apply_exvideo, load_exvideo
 from exvideo_core.train import lora_state_dict, merge_lora
 from exvideo_core.train.lora import (LORA_MODULES, adapters_from_state_dict, check_lora, extension_fingerprint,
-                                     factors, lora_targets, lora_values, new_adapters)
+                                     factors, lora_targets, lora_values, new_adapter, new_adapters)
 from exvideo_harness.exvideo_files import SMALL, random_exvideo_state_dict
 from exvideo_harness.svd_models import apply_model_direct
 
@@ -141,4 +141,13 @@ def test_the_extension_fingerprint_in_a_loras_metadata_tells_extensions_apart(we
     other = load_exvideo(random_exvideo_state_dict(8, seed=2, **SMALL))
     assert extension_fingerprint(weights) == extension_fingerprint(same) != extension_fingerprint(other)
     assert len(extension_fingerprint(weights)) == 16  # the metadata's format: 16 hex digits
+
+
+def test_a_fresh_down_factor_is_uniform_within_one_over_root_fan_in():
+    """Kaiming-uniform with a = sqrt(5), as torch.nn.Linear and peft initialise it: the bound is 1 / sqrt(in)."""
+    fan_in = 256
+    adapter = new_adapter(torch.zeros(64, fan_in), 64, ALPHA, torch.Generator().manual_seed(0), torch.device("cpu"))
+    largest = adapter.lora_down.weight.abs().max().item() * fan_in ** 0.5
+    assert 0.99 < largest <= 1.0
+    assert not adapter.lora_up.weight.any()
 
